@@ -1,0 +1,44 @@
+"""Pictures: attention matrices and training curves (matplotlib, no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_attention(weights: Sequence[Sequence[float]], src_tokens: Sequence[str],
+                   tgt_tokens: Sequence[str], path: str | Path) -> Path:
+    """weights: tgt_len x src_len; rows are output tokens, columns source tokens."""
+    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(src_tokens) + 2),
+                                    max(3, 0.45 * len(tgt_tokens) + 2)))
+    ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(src_tokens)), src_tokens, rotation=90)
+    ax.set_yticks(range(len(tgt_tokens)), tgt_tokens)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_history(history: Sequence[dict[str, float]], path: str | Path) -> Path:
+    """Training loss and the dev metrics against steps."""
+    steps = [r["step"] for r in history]
+    dev_keys = [k for k in history[0] if k.startswith("dev_")]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(steps, [r["train_loss"] for r in history], marker="o")
+    left.set_xlabel("step")
+    left.set_ylabel("train loss / token")
+    for key in dev_keys:
+        right.plot(steps, [r[key] for r in history], marker="o", label=key[4:])
+    right.set_xlabel("step")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

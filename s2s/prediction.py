@@ -1,0 +1,114 @@
+"""Texts in, texts out: tokenization, length-sorted batching and search around a model.
+
+The one entry point for decoding, shared by the trainer's dev evaluation,
+`s2s translate`/`evaluate`/`attention`, the Serve translator and the benchmarks.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .batching import source_tensor
+from .checkpoint import LoadedModel, load_checkpoint
+from .config import TestingConfig
+from .model import Seq2Seq
+from .search import Hypothesis, search
+from .vocabulary import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Translation:
+    text: str
+    score: float
+    tokens: list[int]
+    attention: list[list[float]]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Translator:
+    def __init__(self, model: Seq2Seq, src_vocab: Vocabulary, tgt_vocab: Vocabulary,
+                 testing: TestingConfig, max_src_len: int, max_tgt_len: int,
+                 device: torch.device | str = "cpu"):
+        self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
+        self.testing = testing
+        self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Translator":
+        loaded = load_checkpoint(path, resolve_device(device))
+        return cls.from_loaded(loaded)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel) -> "Translator":
+        cfg = loaded.config
+        translator = cls(loaded.model, loaded.src_vocab, loaded.tgt_vocab, cfg.testing,
+                         cfg.data.max_src_len, cfg.data.max_tgt_len,
+                         next(loaded.model.parameters()).device)
+        translator.name, translator.version = loaded.name, loaded.version
+        return translator
+
+    def encode_sources(self, texts: Sequence[str]) -> list[list[int]]:
+        """Subword ids, cut to the model's source limit (with a warning)."""
+        ids = self.src_vocab.encode(texts)
+        limit = self.max_src_len - 1
+        for i, seq in enumerate(ids):
+            if len(seq) > limit:
+                log.warning("input %d has %d tokens; truncated to %d", i, len(seq), limit)
+                ids[i] = seq[:limit]
+        return ids
+
+    def max_lens(self, src_ids: Sequence[Sequence[int]], max_len: int | None) -> torch.Tensor:
+        cap = self.max_tgt_len if max_len is None else min(max_len, self.max_tgt_len)
+        lens = [min(cap, math.ceil(self.testing.max_len_ratio * len(s)) + self.testing.max_len_offset)
+                for s in src_ids]
+        return torch.tensor(lens, dtype=torch.long)
+
+    @torch.no_grad()
+    def translate(self, texts: Sequence[str], beam: int | None = None, n_best: int = 1,
+                  max_len: int | None = None, alpha: float | None = None,
+                  keep_attention: bool = False) -> list[list[Translation]]:
+        """n_best translations per text, best first; empty texts give empty output."""
+        beam = beam or self.testing.beam
+        alpha = self.testing.length_penalty if alpha is None else alpha
+        self.model.eval()
+        src_ids = self.encode_sources(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(src_ids[i]))
+        results: list[list[Translation]] = [[] for _ in texts]
+        for start in range(0, len(order), self.testing.batch_size):
+            chunk = [i for i in order[start:start + self.testing.batch_size] if src_ids[i]]
+            for i in order[start:start + self.testing.batch_size]:
+                if not src_ids[i]:
+                    results[i] = [Translation("", 0.0, [], [])]
+            if chunk:
+                self._decode_chunk(chunk, src_ids, results, beam, n_best, max_len, alpha,
+                                   keep_attention)
+        return results
+
+    def _decode_chunk(self, chunk, src_ids, results, beam, n_best, max_len, alpha, keep_attention):
+        seqs = [src_ids[i] for i in chunk]
+        src, src_len = source_tensor(seqs)
+        enc = self.model.encode(src.to(self.device), src_len.to(self.device))
+        hyps = search(self.model, enc, self.max_lens(seqs, max_len), beam, n_best, alpha,
+                      keep_attention)
+        for i, item in zip(chunk, hyps):
+            results[i] = [self._to_translation(h) for h in item]
+
+    def _to_translation(self, hyp: Hypothesis) -> Translation:
+        text = self.tgt_vocab.decode([hyp.tokens])[0]
+        return Translation(text, hyp.score, hyp.tokens, hyp.attention)
+
+    def best(self, texts: Sequence[str], **kwargs) -> list[str]:
+        return [items[0].text for items in self.translate(texts, **kwargs)]
