@@ -66,7 +66,8 @@ class Translator:
         limit = self.max_src_len - 1
         for i, seq in enumerate(ids):
             if len(seq) > limit:
-                log.warning("input %d has %d tokens; truncated to %d", i, len(seq), limit)
+                log.warning("text %d has %d tokens, over the model's limit; truncated to %d",
+                            i + 1, len(seq), limit)
                 ids[i] = seq[:limit]
         return ids
 

