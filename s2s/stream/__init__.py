@@ -1,0 +1,1 @@
+"""Kafka + Ray Serve adapters: consumers, producers, topic administration."""

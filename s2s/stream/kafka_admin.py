@@ -1,0 +1,99 @@
+"""Small helpers over kafka-python for topic administration and broker readiness.
+
+The bootstrap address comes from ``S2S_KAFKA_BOOTSTRAP`` (an existing cluster) and defaults to
+the project's own broker, started with ``bash cluster/kafka/kafka.sh start``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
+
+BOOTSTRAP_ENV = "S2S_KAFKA_BOOTSTRAP"
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092"  # cluster/kafka/kafka.sh's default port
+
+
+def bootstrap_from_env(default: str = DEFAULT_BOOTSTRAP) -> str:
+    """The bootstrap servers ("host:port[,host:port...]") in S2S_KAFKA_BOOTSTRAP, else ``default``."""
+    return os.environ.get(BOOTSTRAP_ENV, "").strip() or default
+
+
+def _admin(bootstrap: str, timeout_s: float = 30.0) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="s2s-admin",
+        bootstrap_timeout_ms=int(timeout_s * 1000),
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+
+
+def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, replication_factor: int = 1) -> None:
+    """Create the topics that do not exist yet and wait until every partition has a leader.
+
+    Idempotent: a topic that already exists is left as it is (even with another partition count).
+    """
+    names = list(names)
+    if not names:
+        return
+    spec = {name: {"num_partitions": partitions, "replication_factor": replication_factor} for name in names}
+    with _admin(bootstrap) as admin:
+        result = admin.create_topics(spec, raise_errors=False)
+        for topic in result["topics"]:
+            code = topic["error_code"]
+            if code and code != TopicAlreadyExistsError.errno:
+                raise KafkaError(f"creating topic {topic['name']!r} failed: {topic.get('error_message') or code}")
+        admin.wait_for_topics(names, timeout_ms=30_000)
+
+
+def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
+    """Delete the topics; a topic that does not exist is not an error."""
+    names = list(names)
+    if not names:
+        return
+    with _admin(bootstrap) as admin:
+        result = admin.delete_topics(names, raise_errors=False)
+        for topic in result["topics"]:
+            code = topic["error_code"]
+            if code and code != UnknownTopicOrPartitionError.errno:
+                raise KafkaError(f"deleting topic {topic['name']!r} failed: {topic.get('error_message') or code}")
+
+
+def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:
+    """Block until the cluster answers a metadata request with at least one live broker.
+
+    Raises TimeoutError (with the last error seen) after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with _admin(bootstrap, timeout_s=max(1.0, min(10.0, deadline - time.monotonic()))) as admin:
+                if admin.describe_cluster()["brokers"]:
+                    return
+        except (KafkaError, OSError) as exc:
+            last_error = exc
+        time.sleep(0.5)
+    raise TimeoutError(f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s: {last_error!r}")
+
+
+def end_offsets(bootstrap: str, topic: str, isolation_level: str = "read_uncommitted") -> dict[int, int]:
+    """{partition: offset of the next record to be written} for every partition of ``topic``.
+
+    With ``isolation_level="read_committed"`` the offsets stop at the last stable offset
+    (before records of open transactions).
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="s2s-offsets",
+                             enable_auto_commit=False, allow_auto_create_topics=False,
+                             isolation_level=isolation_level)
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise UnknownTopicOrPartitionError(f"topic {topic!r} not found at {bootstrap}")
+        offsets = consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
+        return {tp.partition: offset for tp, offset in sorted(offsets.items())}
+    finally:
+        consumer.close()
