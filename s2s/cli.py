@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
+import importlib.util
 import logging
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 from . import commands
 
@@ -82,14 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _data_parser(sub)
     _model_parsers(sub)
-    for register in EXTRA_PARSERS:
-        register(sub)
+    for module in ADAPTER_PARSERS:
+        importlib.import_module(module).register(sub)
     return parser
 
 
-# Subcommands contributed by the adapters (Ray, Kafka) register here, so this
-# module stays importable without them.
-EXTRA_PARSERS: list[Callable] = []
+# The Ray and Kafka adapters add their own subcommands (`serve`, `produce`,
+# `cluster`, `train --ray` ...). These modules only build parsers: they import
+# ray/kafka inside the handlers, so `s2s translate` never pays for them.
+ADAPTER_PARSERS = [m for m in ("s2s.train.cli_parsers", "s2s.stream.cli_parsers")
+                   if importlib.util.find_spec(m) is not None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""Ray Train adapter: distributed training of the core model (TorchTrainer, Ray Data shards)."""
