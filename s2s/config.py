@@ -83,6 +83,7 @@ class TrainingConfig:
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
     eval_every: int = 1000     # steps between dev evaluations (and one at each epoch end)
+    log_every: int = 100       # steps between progress lines when stderr is not a terminal
     early_stopping: int = 6    # evaluations without improvement before stopping; 0 = never
     dev_sentences: int = 400   # dev sentences decoded (greedy) at each evaluation
     threads: int = 0           # torch intra-op threads; 0 = all cores
@@ -142,7 +143,7 @@ def from_dict(cls: type, values: dict[str, Any] | None, where: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown config key {where}{unknown[0]!r} (known: {', '.join(fields)})")
+        raise ConfigError(f"unknown config key '{where}{unknown[0]}' (known: {', '.join(fields)})")
     kwargs = {}
     for name, value in values.items():
         ftype = fields[name].type

@@ -114,12 +114,20 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(epoch=p.epoch + 1, loss=f"{loss / batch.ntokens:.3f}",
                             tok_s=f"{batch.ntokens / elapsed:.0f}", refresh=False)
+            if not self.show_progress and t.log_every and p.step % t.log_every == 0:
+                self._log_line(loss / batch.ntokens, batch.ntokens / elapsed)
             if p.step % t.eval_every == 0 and self.validate():
                 return True
             if self._out_of_time():
                 self.validate()
                 return True
         return False
+
+    def _log_line(self, loss: float, tokens_per_s: float) -> None:
+        p = self.progress
+        print(f"step {p.step} epoch {p.epoch + 1} batch {p.batch_in_epoch} loss {loss:.3f} "
+              f"tok/s {tokens_per_s:.0f} lr {self.schedule.lr():.2e} "
+              f"({time.time() - self._started:.0f}s)", file=sys.stderr, flush=True)
 
     def _out_of_time(self) -> bool:
         budget = self.cfg.training.max_minutes

@@ -126,3 +126,53 @@ def topic_factory(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Itera
 def unique_topic(topic_factory: Callable[..., str]) -> str:
     """One fresh single-partition topic, deleted after the test."""
     return topic_factory()
+
+
+# =============================================================================================
+# Core: a toy reverse-task data set and a model trained on it (once per test session)
+# =============================================================================================
+
+TOY_CONFIG = REPO_DIR / "configs" / "toy-reverse.yaml"
+
+
+@dataclass(frozen=True)
+class ToyModel:
+    data_dir: Path          # train/dev/test.parquet
+    model_dir: Path         # the best checkpoint
+    run_dir: Path
+    train_seconds: float    # wall time of the whole Trainer run
+
+
+def toy_config(data_dir: Path, **training_overrides):
+    """configs/toy-reverse.yaml pointed at `data_dir`, with training overrides."""
+    import dataclasses
+
+    from s2s.config import load_config
+
+    cfg = load_config(TOY_CONFIG)
+    data = dataclasses.replace(cfg.data, train=str(data_dir / "train.parquet"),
+                               dev=str(data_dir / "dev.parquet"), test=str(data_dir / "test.parquet"))
+    training = dataclasses.replace(cfg.training, **training_overrides)
+    return cfg.replace(data=data, training=training)
+
+
+@pytest.fixture(scope="session")
+def toy_data_dir(tmp_path_factory) -> Path:
+    from s2s.prepare.toy import prepare_toy
+
+    data_dir = tmp_path_factory.mktemp("toy-data")
+    prepare_toy(data_dir, "reverse")
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def toy_model(toy_data_dir, tmp_path_factory) -> ToyModel:
+    """The toy reverse model, trained exactly as `s2s train --config configs/toy-reverse.yaml`."""
+    import time
+
+    from s2s.trainer import Trainer
+
+    run_dir = tmp_path_factory.mktemp("toy-run")
+    started = time.perf_counter()
+    Trainer(toy_config(toy_data_dir), run_dir, show_progress=False).run()
+    return ToyModel(toy_data_dir, run_dir / "best", run_dir, time.perf_counter() - started)

@@ -32,4 +32,4 @@ def prepare_toy(out_dir: str | Path, task: str = "reverse", train: int = 5000,
               for i, (name, n) in enumerate([("train", train), ("dev", dev), ("test", test)])}
     meta = {"source": "toy", "task": task, "seed": seed}
     write_splits(out_dir, splits, meta)
-    return meta
+    return {**meta, "counts": {name: table.num_rows for name, table in splits.items()}}

@@ -1,0 +1,75 @@
+"""The training loop: overfitting, the toy task's quality and time, resume, LR schedule."""
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from s2s.batching import collate
+from s2s.config import TrainingConfig
+from s2s.prediction import Translator
+from s2s.corpus import read_corpus
+from s2s.trainer import Trainer
+from s2s.training import LRSchedule, train_step
+
+from ..conftest import toy_config
+from .conftest import tiny_model
+
+
+def test_loss_falls_to_near_zero_when_overfitting_one_batch():
+    torch.manual_seed(0)
+    model = tiny_model(vocab=12, emb_size=16, enc_hidden=16, dec_hidden=32)
+    src = [[4, 5, 6, 7], [8, 9, 10], [11, 4, 8, 5, 6]]
+    batch = collate(src, [s[::-1] for s in src], [0, 1, 2])
+    cfg = TrainingConfig(lr=0.01, warmup_steps=1, label_smoothing=0.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    schedule = LRSchedule(optimizer, cfg)
+    losses = [train_step(model, batch, optimizer, schedule, cfg) / batch.ntokens for _ in range(150)]
+    assert losses[0] > 2.0 and losses[-1] < 0.02
+
+
+def test_schedule_warms_up_then_decays_on_plateau():
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param])
+    cfg = TrainingConfig(lr=1.0, warmup_steps=4, plateau_patience=2, plateau_factor=0.5,
+                         min_lr=0.1)
+    schedule = LRSchedule(optimizer, cfg)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
+    for _ in range(5):
+        schedule.step()
+    assert optimizer.param_groups[0]["lr"] == 1.0
+    for score in (10, 9, 8):                     # one best, then two without improvement
+        schedule.observe(score)
+    assert optimizer.param_groups[0]["lr"] == 0.5
+    for score in (1, 1, 1, 1, 1, 1, 1, 1):
+        schedule.observe(score)
+    assert optimizer.param_groups[0]["lr"] == 0.1  # never below min_lr
+    restored = LRSchedule(torch.optim.Adam([param]), cfg)
+    restored.load_state_dict(schedule.state_dict())
+    assert restored.lr() == schedule.lr()
+
+
+def test_toy_reverse_reaches_95_percent_exact_match_within_a_minute(toy_model):
+    translator = Translator.from_checkpoint(toy_model.model_dir, device="cpu")
+    test = read_corpus(toy_model.data_dir / "test.parquet")
+    hyps = translator.best(test.column("src").to_pylist(), beam=5)
+    refs = test.column("tgt").to_pylist()
+    exact = sum(h == r for h, r in zip(hyps, refs)) / len(refs)
+    assert exact >= 0.95, f"exact match {exact:.1%}"
+    assert toy_model.train_seconds < 60
+    history = json.loads((toy_model.run_dir / "history.json").read_text())
+    assert history[-1]["dev_bleu"] > 90
+    assert (toy_model.run_dir / "training_curve.png").stat().st_size > 0
+
+
+def test_rerun_resumes_at_the_saved_step(toy_data_dir, tmp_path):
+    cfg = toy_config(toy_data_dir, epochs=1, eval_every=10_000, max_minutes=0.0)
+    first = Trainer(cfg, tmp_path, show_progress=False)
+    first.run()
+    steps_one_epoch = first.progress.step
+    longer = cfg.replace(training=dataclasses.replace(cfg.training, epochs=2))
+    second = Trainer(longer, tmp_path, show_progress=False)
+    assert second.progress.step == steps_one_epoch and second.progress.epoch == 1
+    assert second.schedule.steps == steps_one_epoch
+    summary = second.run()
+    assert summary["steps"] == 2 * steps_one_epoch and summary["epochs"] == 2
