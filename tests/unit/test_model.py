@@ -79,3 +79,29 @@ def test_reorder_state_selects_rows():
     h = torch.arange(6.0).view(1, 3, 2)
     assert reorder_state((h, h), torch.tensor([2, 2]))[0].tolist() == [[[4, 5], [4, 5]]]
     assert reorder_state(h, torch.tensor([0])).shape == (1, 1, 2)
+
+
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+def test_encoder_equals_packed_bidirectional_rnn(rnn):
+    """The reverse-within-length encoder computes what a packed bi-RNN computes."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from s2s.encoders import RecurrentEncoder, rnn_class
+
+    torch.manual_seed(0)
+    encoder = RecurrentEncoder(rnn, 5, 4, layers=2, dropout=0.0)
+    packed_rnn = rnn_class(rnn)(5, 4, num_layers=2, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for layer in range(2):
+            for name, param in encoder.forward_rnns[layer].named_parameters():
+                getattr(packed_rnn, f"{name[:-1]}{layer}").copy_(param)
+            for name, param in encoder.backward_rnns[layer].named_parameters():
+                getattr(packed_rnn, f"{name[:-1]}{layer}_reverse").copy_(param)
+    emb, lengths = torch.randn(3, 6, 5), torch.tensor([6, 2, 4])
+    memory, final = encoder(emb, lengths)
+    out, state = packed_rnn(pack_padded_sequence(emb, lengths, batch_first=True,
+                                                 enforce_sorted=False))
+    expected, _ = pad_packed_sequence(out, batch_first=True, total_length=6)
+    h_n = state[0] if rnn == "lstm" else state
+    assert torch.allclose(memory, expected, atol=1e-6)
+    assert torch.allclose(final, torch.cat([h_n[-2], h_n[-1]], -1), atol=1e-6)

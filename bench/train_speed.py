@@ -1,0 +1,147 @@
+"""Training speed: target tokens/s of wall time, s2s's model vs plain reference loops.
+
+    .venv/bin/python bench/train_speed.py [--steps 20] [--rounds 3]
+
+All variants train on the same Bible en->fr batches (BPE 8k shared, 6,000-token
+batches) with the same model size as Joey NMT's RNN recipe (bi-LSTM 256 encoder,
+LSTM 512 decoder, 256 embeddings). Variants run in interleaved rounds so the
+machine's noise hits them alike:
+  s2s-parallel   the s2s model without input feeding (decoder over all steps at once)
+  s2s-feeding    the s2s model with input feeding (a loop over target steps)
+  s2s-joey-arch  input feeding + Bahdanau attention: Joey NMT's RNN architecture in s2s
+  plain-fused    a minimal hand-written PyTorch seq2seq (fused LSTMs, dot attention)
+  plain-stepwise the same minimal model decoding one LSTMCell step at a time in Python
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import print_table, write_results  # noqa: E402
+from s2s.config import load_config  # noqa: E402
+from s2s.corpus import read_corpus  # noqa: E402
+from s2s.loss import sequence_loss  # noqa: E402
+from s2s.model import build_model  # noqa: E402
+from s2s.training import LRSchedule, encode_corpus, set_threads, train_step  # noqa: E402
+from s2s.vocabulary import PAD_ID, learn_vocabularies  # noqa: E402
+
+JOEY_TOKENS_PER_S = 380.0      # Joey NMT 2.3 RNN on this machine kind (issue #2)
+
+
+class PlainSeq2Seq(nn.Module):
+    """The reference: what a PyTorch user writes first, with nothing from s2s."""
+
+    def __init__(self, vocab: int, emb: int = 256, enc: int = 256, dec: int = 512,
+                 stepwise: bool = False):
+        super().__init__()
+        self.stepwise = stepwise
+        self.embed = nn.Embedding(vocab, emb, padding_idx=PAD_ID)
+        self.encoder = nn.LSTM(emb, enc, batch_first=True, bidirectional=True)
+        self.bridge = nn.Linear(2 * enc, dec)
+        self.decoder = nn.LSTM(emb, dec, batch_first=True)
+        self.cell = nn.LSTMCell(emb, dec)
+        self.key = nn.Linear(2 * enc, dec, bias=False)
+        self.combine = nn.Linear(dec + 2 * enc, emb)
+        self.out = nn.Linear(emb, vocab)
+
+    def forward(self, src, src_len, tgt_in):
+        memory, (h, _) = self.encoder(self.embed(src))
+        h0 = torch.tanh(self.bridge(torch.cat([h[0], h[1]], -1)))
+        emb = self.embed(tgt_in)
+        if self.stepwise:
+            outputs = self._stepwise(emb, h0)
+        else:
+            outputs, _ = self.decoder(emb, (h0.unsqueeze(0), torch.zeros_like(h0).unsqueeze(0)))
+        scores = torch.bmm(outputs, self.key(memory).transpose(1, 2))
+        scores = scores.masked_fill((src == PAD_ID).unsqueeze(1), float("-inf"))
+        context = torch.bmm(torch.softmax(scores, -1), memory)
+        return self.out(torch.tanh(self.combine(torch.cat([outputs, context], -1))))
+
+    def _stepwise(self, emb, h0):
+        h, c, outs = h0, torch.zeros_like(h0), []
+        for t in range(emb.size(1)):
+            h, c = self.cell(emb[:, t], (h, c))
+            outs.append(h)
+        return torch.stack(outs, 1)
+
+
+def plain_step(model, batch, optimizer):
+    logits = model(batch.src, batch.src_len, batch.tgt_in)
+    loss = sequence_loss(logits, batch.tgt_out, 0.1)
+    optimizer.zero_grad()
+    (loss / batch.ntokens).backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
+def variants(cfg, vocab_size):
+    m = cfg.model
+    make = lambda **kw: build_model(dataclasses.replace(m, **kw), vocab_size, vocab_size, True, 0)  # noqa: E731
+    return {
+        "s2s-parallel": make(input_feeding=False),
+        "s2s-feeding": make(input_feeding=True),
+        "s2s-joey-arch": make(input_feeding=True, attention="bahdanau"),
+        "plain-fused": PlainSeq2Seq(vocab_size),
+        "plain-stepwise": PlainSeq2Seq(vocab_size, stepwise=True),
+    }
+
+
+def time_steps(name, model, batches, cfg) -> tuple[int, float]:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    schedule = LRSchedule(optimizer, cfg.training)
+    model.train()
+    tokens, started = 0, time.perf_counter()
+    for batch in batches:
+        if name.startswith("s2s"):
+            train_step(model, batch, optimizer, schedule, cfg.training)
+        else:
+            plain_step(model, batch, optimizer)
+        tokens += batch.ntokens
+    return tokens, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", default="configs/bible-en-fr.yaml")
+    parser.add_argument("--steps", type=int, default=15, help="timed batches per variant per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    set_threads(args.threads)
+    cfg = load_config(args.config)
+    table = read_corpus(cfg.data.train)
+    src_vocab, tgt_vocab = learn_vocabularies(table.column("src").to_pylist(),
+                                              table.column("tgt").to_pylist(), cfg.data.tokenizer)
+    corpus = encode_corpus(table, src_vocab, tgt_vocab, cfg.data.max_src_len, cfg.data.max_tgt_len)
+    order = corpus.batches(cfg.training.batch_tokens, seed=1, epoch=0)
+    models = variants(cfg, len(src_vocab))
+    totals = {name: [0, 0.0] for name in models}
+    for r in range(args.rounds + 1):                     # round 0 warms up, not counted
+        batches = [corpus.collate(b) for b in order[r * args.steps:(r + 1) * args.steps]]
+        for name, model in models.items():
+            tokens, seconds = time_steps(name, model, batches if r else batches[:2], cfg)
+            if r:
+                totals[name][0] += tokens
+                totals[name][1] += seconds
+    report(totals, args)
+
+
+def report(totals, args) -> None:
+    rates = {name: tokens / seconds for name, (tokens, seconds) in totals.items()}
+    rows = [[name, rate, rate / rates["plain-fused"], rate / rates["plain-stepwise"],
+             rate / JOEY_TOKENS_PER_S] for name, rate in rates.items()]
+    print_table(["variant", "target tok/s", "x plain-fused", "x plain-stepwise", "x Joey (380)"], rows)
+    path = write_results("train_speed", {"args": vars(args), "tokens_per_s": rates,
+                                         "joey_reference_tokens_per_s": JOEY_TOKENS_PER_S})
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
