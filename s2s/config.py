@@ -152,15 +152,19 @@ def from_dict(cls: type, values: dict[str, Any] | None, where: str = "") -> Any:
     return cls(**kwargs)
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
+def read_yaml(path: str | Path, error: type[Exception] = ConfigError) -> Any:
+    """Parse a YAML file; a missing or malformed file raises `error` naming the path."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise error(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
-    return from_dict(ExperimentConfig, raw).validate()
+        raise error(f"config file {path} is not valid YAML: {err}") from err
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    return from_dict(ExperimentConfig, read_yaml(path)).validate()
 
 
 _NESTED = {
