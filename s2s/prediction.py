@@ -61,14 +61,16 @@ class Translator:
         return translator
 
     def encode_sources(self, texts: Sequence[str]) -> list[list[int]]:
-        """Subword ids, cut to the model's source limit (with a warning)."""
+        """Subword ids, cut to the model's source limit (one warning per call)."""
         ids = self.src_vocab.encode(texts)
         limit = self.max_src_len - 1
-        for i, seq in enumerate(ids):
-            if len(seq) > limit:
-                log.warning("text %d has %d tokens, over the model's limit; truncated to %d",
-                            i + 1, len(seq), limit)
-                ids[i] = seq[:limit]
+        long = [i for i, seq in enumerate(ids) if len(seq) > limit]
+        if long:
+            log.warning("%d of %d texts are over the model's limit of %d tokens and were "
+                        "truncated (first: text %d, %d tokens)", len(long), len(ids), limit,
+                        long[0] + 1, len(ids[long[0]]))
+            for i in long:
+                ids[i] = ids[i][:limit]
         return ids
 
     def max_lens(self, src_ids: Sequence[Sequence[int]], max_len: int | None) -> torch.Tensor:
