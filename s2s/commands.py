@@ -58,7 +58,7 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None]]:
 def _open_input(path: str | None) -> BinaryIO:
     if path is None:
         return sys.stdin.buffer
-    if not Path(path).is_file():
+    if not Path(path).exists():        # exists(): pipes such as <(cmd) are fine too
         raise FileNotFoundError(f"input file not found: {path}")
     return open(path, "rb")
 
