@@ -1,1 +1,18 @@
-"""Kafka + Ray Serve adapters: consumers, producers, topic administration."""
+"""Kafka + Ray Serve adapters around the core: Kafka topics -> Serve -> Kafka topics.
+
+    config.py         the application's config (a Serve application's ``args``), validated
+    messages.py       input decoding (plain text / JSON envelope), reasons for bad input
+    routing.py        (input topic, task) -> route
+    headers.py        output and dead-letter headers
+    models.py         what a translator runs: model protocol, loaders, batch decode
+    batch.py          one gathered list of records: plans, translator calls, outputs
+    ledger.py         in-flight batches and the offsets safe to commit
+    delivery.py       at-least-once (acks=all) and exactly-once (transactional) producing
+    worker.py         the ingress poll loop, backpressure, drain on rebalance/shutdown
+    kafka_clients.py  consumer/producer settings
+    deployments.py    the Serve deployments: KafkaIngress, TranslatorDeployment
+    app.py            the Serve application builder
+    local.py          `s2s serve`: run a Serve config file locally
+    console.py        `s2s produce` / `s2s consume`
+    kafka_admin.py    topic administration and broker readiness
+"""

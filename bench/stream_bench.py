@@ -1,0 +1,360 @@
+"""Streaming benchmark: Kafka -> Ray Serve -> Kafka, against decoding in-process.
+
+    .venv/bin/python bench/stream_bench.py
+    .venv/bin/python bench/stream_bench.py --model runs/toy-reverse/best --messages 3000
+
+Starts what it needs and stops it afterwards: a private Kafka broker (unless
+$S2S_KAFKA_BOOTSTRAP names a cluster), a private Ray instance, and, without --model, a toy reverse
+model trained into a temporary directory (~30 s). It then measures
+
+1. in-process ceiling: the same model decoding the same texts, ``max_batch_size`` texts per call,
+   with as many torch threads as the translator replica has CPUs (measured before and after the
+   pipeline runs; the better of the two is the ceiling);
+2. the model behind Kafka + Serve: capacity (a backlog of --messages records drained from the
+   earliest offset) and, at fractions of the ceiling, end-to-end latency (producer send ->
+   answer read back) and achieved messages/s;
+3. the identity model (a loader that returns the text) the same way: the pipeline's own cost.
+
+Results go to bench/results/stream_bench.json and a table is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench.common import print_table, write_results  # noqa: E402
+
+KAFKA_SH = REPO / "cluster" / "kafka" / "kafka.sh"
+TOKENS = list("abcdefghij") + [str(n) for n in range(10)]
+MODEL_TARGET = 0.80       # of the in-process ceiling
+IDENTITY_TARGET = 3000.0  # messages/s
+
+
+# -- infrastructure ---------------------------------------------------------------------------
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class Broker:
+    """$S2S_KAFKA_BOOTSTRAP's cluster, or a broker of this run only (stopped and deleted at exit)."""
+
+    def __init__(self) -> None:
+        self.bootstrap = os.environ.get("S2S_KAFKA_BOOTSTRAP", "").strip()
+        self.env: dict[str, str] | None = None
+        if not self.bootstrap:
+            port, controller = free_ports(2)
+            self.env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller),
+                            KAFKA_HOME_DIR=str(REPO / ".kafka" / f"bench-{port}"))
+            subprocess.run(["bash", str(KAFKA_SH), "start"], env=self.env, check=True, timeout=900)
+            self.bootstrap = f"127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        if self.env is not None:
+            subprocess.run(["bash", str(KAFKA_SH), "stop"], env=self.env, timeout=120)
+            shutil.rmtree(self.env["KAFKA_HOME_DIR"], ignore_errors=True)
+
+
+def train_toy(workdir: Path) -> Path:
+    """The toy reverse model, trained into ``workdir`` (what the tests use too)."""
+    s2s = [sys.executable, "-m", "s2s.cli"]
+    subprocess.run([*s2s, "data", "prepare", "toy", "--task", "reverse", "--out", str(workdir / "data")],
+                   check=True, capture_output=True, cwd=REPO, timeout=300)
+    config = yaml.safe_load((REPO / "configs" / "toy-reverse.yaml").read_text())
+    for split in ("train", "dev", "test"):
+        config["data"][split] = str(workdir / "data" / f"{split}.parquet")
+    (workdir / "toy.yaml").write_text(yaml.safe_dump(config))
+    subprocess.run([*s2s, "train", "--config", str(workdir / "toy.yaml"), "--out", str(workdir / "run")],
+                   check=True, capture_output=True, cwd=REPO, timeout=900)
+    return workdir / "run" / "best"
+
+
+def toy_texts(count: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(TOKENS) for _ in range(rng.randint(3, 10))) for _ in range(count)]
+
+
+def read_texts(path: str | None, count: int) -> list[str]:
+    if path is None:
+        return toy_texts(count)
+    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [lines[i % len(lines)] for i in range(count)]
+
+
+# -- measurements -----------------------------------------------------------------------------
+
+def in_process_rate(model: Path, texts: list[str], batch: int, threads: int) -> float:
+    """Messages/s of Translator.best over ``texts`` in calls of ``batch``, on ``threads`` threads."""
+    import torch
+
+    from s2s.prediction import Translator
+
+    torch.set_num_threads(threads)
+    translator = Translator.from_checkpoint(model, device="cpu")
+    translator.best(texts[:batch])  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch):
+        translator.best(texts[start:start + batch])
+    return len(texts) / (time.perf_counter() - started)
+
+
+@dataclasses.dataclass
+class Timing:
+    sent_ms: dict[bytes, float]
+    received_ms: dict[bytes, float]
+
+    def summary(self, with_latency: bool = True) -> dict[str, float | None]:
+        """Messages/s between the first and the last answer read back (a run that keeps up
+        matches the offered rate), and send -> read-back latency percentiles."""
+        keys = [k for k in self.sent_ms if k in self.received_ms]
+        received = sorted(self.received_ms[k] for k in keys)
+        span_s = (received[-1] - received[0]) / 1000 if len(received) > 1 else 0.0
+        latencies = sorted(self.received_ms[k] - self.sent_ms[k] for k in keys) if with_latency else []
+        return {"messages": len(keys), "lost": len(self.sent_ms) - len(keys),
+                "msgs_per_s": (len(keys) - 1) / span_s if span_s > 0 else 0.0,
+                "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
+                "p99_ms": percentile(latencies, 99)}
+
+
+def percentile(sorted_values: list[float], pct: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(pct / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def produce(bootstrap: str, topic: str, keyed: list[tuple[bytes, bytes]], rate: float, sent_ms: dict) -> None:
+    """Send at ``rate`` messages/s (0: as fast as possible), noting each send time."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, batch_size=256 * 1024)
+    started = time.monotonic()
+    for i, (key, value) in enumerate(keyed):
+        if rate:
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # open-loop pacing of the offered load
+        sent_ms[key] = time.time() * 1000
+        producer.send(topic, key=key, value=value)
+    producer.flush(timeout=300)
+    producer.close()
+
+
+class AnswerReader:
+    """Reads an output topic from its current end on a thread, noting when each key arrived."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.received_ms: dict[bytes, float] = {}
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10)
+        partitions = self._consumer.partitions_for_topic(topic)
+        self._consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        self._consumer.seek_to_end()
+        for tp in self._consumer.assignment():
+            self._consumer.position(tp)  # resolve "end" now, before anything is produced
+
+    def collect(self, keys: set[bytes], timeout_s: float) -> dict[bytes, float]:
+        deadline = time.monotonic() + timeout_s
+        while not keys <= self.received_ms.keys() and time.monotonic() < deadline:
+            polled = self._consumer.poll(timeout_ms=100)
+            now = time.time() * 1000
+            for batch in polled.values():
+                for record in batch:
+                    self.received_ms.setdefault(record.key, now)
+        return self.received_ms
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class Pipeline:
+    """One deployed streaming app on fresh topics, fed and read by this process."""
+
+    def __init__(self, bootstrap: str, model: str, loader: str, args: argparse.Namespace):
+        from s2s.stream.kafka_admin import create_topics
+
+        self.bootstrap, self.model, self.loader, self.args = bootstrap, model, loader, args
+        suffix = uuid.uuid4().hex[:8]
+        self.name = f"bench-{suffix}"
+        self.topics = {role: f"bench-{role}-{suffix}" for role in ("in", "out", "dlq")}
+        create_topics(bootstrap, self.topics.values(), partitions=args.partitions)
+
+    def deploy(self) -> None:
+        from ray import serve
+
+        from s2s.stream.app import build_app
+        from s2s.stream.config import stream_config_from_dict
+
+        config = stream_config_from_dict({
+            "kafka": {"bootstrap": self.bootstrap, "group_id": f"{self.name}-group",
+                      "dead_letter_topic": self.topics["dlq"], "create_topics": False,
+                      "max_poll_records": self.args.poll_records, "max_in_flight": 8 * self.args.poll_records},
+            "ingress": {"num_replicas": 1, "num_cpus": 0.5},
+            "routes": [{"name": "bench", "input_topic": self.topics["in"], "output_topic": self.topics["out"],
+                        "model": self.model, "loader": self.loader, "device": "cpu",
+                        "num_cpus": self.args.decode_threads, "max_batch_size": self.args.batch}]})
+        serve.run(build_app(config), name=self.name, route_prefix=None)
+
+    def run(self, texts: list[str], rate: float, tag: str, backlog: bool = False) -> dict[str, float]:
+        """Offer ``texts`` at ``rate``/s (or, with ``backlog``, all before the app starts)."""
+        keyed = [(f"{tag}-{i}".encode(), t.encode()) for i, t in enumerate(texts)]
+        reader = AnswerReader(self.bootstrap, self.topics["out"])
+        sent_ms: dict[bytes, float] = {}
+        if backlog:
+            produce(self.bootstrap, self.topics["in"], keyed, 0, sent_ms)
+            self.deploy()
+            producer = None
+        else:
+            producer = threading.Thread(target=produce, args=(self.bootstrap, self.topics["in"], keyed, rate, sent_ms))
+            producer.start()
+        received = reader.collect({k for k, _ in keyed}, timeout_s=self.args.timeout)
+        if producer is not None:
+            producer.join()
+        reader.close()
+        # A backlog's latency is only its queueing time: not reported.
+        return Timing(sent_ms, received).summary(with_latency=not backlog)
+
+    def delete(self) -> None:
+        from ray import serve
+
+        from s2s.stream.kafka_admin import delete_topics
+
+        serve.delete(self.name)
+        delete_topics(self.bootstrap, self.topics.values())
+
+
+def bench_pipeline(kind: str, bootstrap: str, model: str, loader: str, texts: list[str], rates: list[float],
+                   args: argparse.Namespace) -> list[dict]:
+    """Capacity from a backlog, then latency at each offered rate, on one deployment."""
+    pipeline = Pipeline(bootstrap, model, loader, args)
+    rows = []
+    try:
+        capacity = pipeline.run(texts, 0, f"{kind}-backlog", backlog=True)
+        rows.append({"pipeline": kind, "offered": "backlog", **capacity})
+        for rate in rates:
+            count = min(len(texts), max(200, int(rate * args.seconds)))
+            result = pipeline.run(texts[:count], rate, f"{kind}-{rate:.0f}")
+            rows.append({"pipeline": kind, "offered": round(rate), **result})
+    finally:
+        pipeline.delete()
+    return rows
+
+
+# -- main -------------------------------------------------------------------------------------
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", help="checkpoint directory (default: train the toy reverse model)")
+    p.add_argument("--texts", help="one source text per line (default: toy sequences)")
+    p.add_argument("--messages", type=int, default=3000, help="backlog size; rated runs use up to this many")
+    p.add_argument("--identity-messages", type=int, default=20000, help="backlog size for the identity model")
+    p.add_argument("--seconds", type=float, default=4.0, help="length of each rated run")
+    p.add_argument("--batch", type=int, default=256, help="translator max_batch_size = in-process batch")
+    p.add_argument("--poll-records", type=int, default=256, help="kafka max_poll_records of the ingress")
+    p.add_argument("--decode-threads", type=int, default=1, help="CPUs (torch threads) of the translator")
+    p.add_argument("--partitions", type=int, default=3)
+    p.add_argument("--identity-rates", default="1000,2000,3000", help="offered messages/s, comma-separated")
+    p.add_argument("--model-fractions", default="0.25,0.5,0.8", help="offered load as fractions of the ceiling")
+    p.add_argument("--timeout", type=float, default=300.0, help="per run, for the answers to arrive")
+    return p.parse_args()
+
+
+def run(args: argparse.Namespace, broker: Broker, workdir: Path) -> dict:
+    load_before = os.getloadavg()  # other work on the machine skews every number here
+    model = Path(args.model) if args.model else train_toy(workdir)
+    texts = read_texts(args.texts, args.messages)
+    first = in_process_rate(model, texts, args.batch, args.decode_threads)
+    print(f"in-process: {first:,.0f} messages/s ({args.decode_threads} thread(s), batch {args.batch})")
+    model_rates = [first * float(f) for f in args.model_fractions.split(",")]
+    identity_rates = [float(r) for r in args.identity_rates.split(",")]
+    rows = bench_pipeline("model", broker.bootstrap, str(model), "s2s.stream.models:load_checkpoint_model",
+                          texts, model_rates, args)
+    identity_texts = read_texts(args.texts, args.identity_messages)
+    rows += bench_pipeline("identity", broker.bootstrap, "identity", "s2s.stream.models:load_identity_model",
+                           identity_texts, identity_rates, args)
+    # Measured again at the end and the better one kept: a ratio against a ceiling that
+    # happened to be measured while the machine was busy would flatter the pipeline.
+    ceiling = max(first, in_process_rate(model, texts, args.batch, args.decode_threads))
+    for row in rows:
+        row["vs_in_process"] = row["msgs_per_s"] / ceiling if row["pipeline"] == "model" else None
+    return {"model": str(model), "in_process_msgs_per_s": ceiling, "in_process_first_msgs_per_s": first, "rows": rows,
+            "load_average": {"before": load_before, "after": os.getloadavg()},
+            "settings": dict(vars(args))}
+
+
+def report(results: dict) -> None:
+    rows = results["rows"]
+    print_table(["pipeline", "offered msg/s", "messages", "lost", "msg/s", "p50 ms", "p95 ms", "p99 ms",
+                 "vs in-process"],
+                [[r["pipeline"], r["offered"], r["messages"], r["lost"], r["msgs_per_s"], _blank(r["p50_ms"]),
+                  _blank(r["p95_ms"]), _blank(r["p99_ms"]),
+                  "" if r["vs_in_process"] is None else f"{r['vs_in_process']:.0%}"]
+                 for r in rows])
+    model_capacity = next(r for r in rows if r["pipeline"] == "model" and r["offered"] == "backlog")
+    identity_capacity = next(r for r in rows if r["pipeline"] == "identity" and r["offered"] == "backlog")
+    print(f"load average (1, 5, 15 min) before/after: {results['load_average']['before']} / "
+          f"{results['load_average']['after']}")
+    print(f"in-process ceiling: {results['in_process_msgs_per_s']:,.0f} messages/s")
+    print(f"model pipeline capacity: {model_capacity['vs_in_process']:.0%} of in-process "
+          f"(target {MODEL_TARGET:.0%}); identity capacity {identity_capacity['msgs_per_s']:,.0f} msg/s "
+          f"(target {IDENTITY_TARGET:,.0f})")
+
+
+def _blank(value):
+    return "" if value is None else value
+
+
+def main() -> int:
+    args = parse_args()
+    import ray
+
+    broker = Broker()
+    workdir = Path(tempfile.mkdtemp(prefix="s2s-bench-"))
+    ray_dir = tempfile.mkdtemp(prefix="s2s-ray-", dir="/tmp")
+    try:
+        ray.init(address="local", num_cpus=4, include_dashboard=False, object_store_memory=300 * 1024**2,
+                 _temp_dir=ray_dir, log_to_driver=False)
+        from ray import serve
+
+        serve.start(proxy_location="Disabled")
+        results = run(args, broker, workdir)
+    finally:
+        if ray.is_initialized():
+            from ray import serve
+
+            serve.shutdown()
+            ray.shutdown()
+        broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(ray_dir, ignore_errors=True)
+    path = write_results("stream_bench", results)
+    report(results)
+    print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Ray job entrypoint: deploy (or delete) the streaming applications of a Serve config file.
+
+    ray job submit --working-dir . -- python jobs/deploy.py --config cluster/serve/toy.yaml \
+        --model-root /abs/path/of/the/checkout
+
+The applications outlive the job (Serve's controller is detached); remove them with
+`python jobs/deploy.py --config FILE --delete` (also as a job) or `serve shutdown`. The job's
+working dir is an upload without git-ignored files such as runs/, so relative checkpoint paths
+are resolved under --model-root (default: the job's working dir).
+"""
+import argparse
+import sys
+
+from s2s.stream.local import app_stats, delete, deploy, read_apps, with_model_root
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="Serve config file (cluster/serve/*.yaml)")
+    parser.add_argument("--model-root", default=".", help="directory relative checkpoint paths are under")
+    parser.add_argument("--delete", action="store_true", help="delete the applications instead")
+    args = parser.parse_args()
+    specs = read_apps(args.config)
+
+    import ray
+
+    ray.init()  # inside a job: the job's cluster
+    if args.delete:
+        delete(specs)
+        return 0
+    deploy([with_model_root(spec, args.model_root) for spec in specs])
+    for spec in specs:
+        print(f"{spec.name}: running, ingress replicas {app_stats(spec.name)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

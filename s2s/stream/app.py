@@ -1,0 +1,66 @@
+"""The Serve application: one KafkaIngress deployment + one translator deployment per route.
+
+Serve config files point at the builder and pass the stream config as ``args``:
+
+    applications:
+      - name: s2s-toy
+        import_path: s2s.stream.app:app_builder
+        args: {kafka: {...}, routes: [{name: reverse, input_topic: ..., model: ...}]}
+
+`serve run FILE`, `serve deploy FILE`, `s2s serve --config FILE` and jobs/deploy.py all build
+the application through ``app_builder``; tests and benchmarks call ``build_app`` and may
+inject a loader (e.g. the identity model).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from .config import StreamConfig, stream_config_from_dict
+from .deployments import KafkaIngress, TranslatorDeployment
+from .kafka_clients import resolve_bootstrap
+from .models import Loader
+
+INGRESS_NAME = "ingress"
+SHUTDOWN_MARGIN_S = 15  # on top of the drain: leaving the group and closing the producer
+
+
+def translator_name(route_name: str) -> str:
+    return f"translator-{route_name}"
+
+
+def build_app(config: StreamConfig, loader: str | Loader | None = None) -> Application:
+    """Bind the deployments. ``loader`` (if given) replaces every route's loader.
+
+    The bootstrap address is fixed here, on the machine that builds the application, so the
+    replicas do not depend on their own environment.
+    """
+    kafka = dataclasses.replace(config.kafka, bootstrap=resolve_bootstrap(config.kafka))
+    config = dataclasses.replace(config, kafka=kafka)
+    translators = {route.name: _translator(route, loader) for route in config.routes}
+    ingress = serve.deployment(KafkaIngress).options(
+        name=INGRESS_NAME,
+        num_replicas=config.ingress.num_replicas,
+        ray_actor_options={"num_cpus": config.ingress.num_cpus},
+        graceful_shutdown_timeout_s=config.ingress.drain_timeout_s + SHUTDOWN_MARGIN_S,
+        health_check_period_s=5,
+    )
+    return ingress.bind(config, translators)
+
+
+def _translator(route, loader: str | Loader | None) -> Application:
+    deployment = serve.deployment(TranslatorDeployment).options(
+        name=translator_name(route.name),
+        num_replicas=route.num_replicas,
+        max_ongoing_requests=route.max_ongoing_requests,
+        ray_actor_options={"num_cpus": route.num_cpus, "num_gpus": route.num_gpus},
+    )
+    return deployment.bind(route, loader)
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Serve application builder: ``args`` is the stream config mapping (see config.py)."""
+    return build_app(stream_config_from_dict(args))

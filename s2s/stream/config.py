@@ -1,0 +1,239 @@
+"""The streaming application's configuration: Kafka settings, limits, ingress, routes.
+
+It is the ``args`` mapping of a Serve application (see cluster/serve/*.yaml), validated into
+frozen dataclasses. Unknown keys are errors naming the key; every number is range-checked.
+
+    kafka:    bootstrap, group id, dead-letter topic, delivery mode, consumer/producer knobs
+    limits:   caps on input size, envelope beam and max_len
+    ingress:  consumer replicas and their timeouts
+    routes:   input topic (+ task) -> model checkpoint -> output topic, one translator each
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .messages import Limits
+
+AT_LEAST_ONCE = "at_least_once"
+EXACTLY_ONCE = "exactly_once"
+DEFAULT_LOADER = "s2s.stream.models:load_checkpoint_model"
+_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+
+
+class StreamConfigError(ValueError):
+    """A streaming config that cannot run; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap: str = ""                  # "" = $S2S_KAFKA_BOOTSTRAP, else 127.0.0.1:19092
+    group_id: str = "s2s-stream"         # one consumer group for all ingress replicas
+    dead_letter_topic: str = "s2s-dead-letter"
+    delivery: str = AT_LEAST_ONCE        # at_least_once | exactly_once
+    auto_offset_reset: str = "earliest"  # where a new group starts: earliest | latest
+    create_topics: bool = True           # create missing input/output/dead-letter topics at start
+    partitions: int = 3                  # partition count of topics created here
+    max_poll_records: int = 256          # records per list handed to a translator
+    batch_linger_ms: int = 20            # ...or fewer, once the oldest has waited this long
+    max_in_flight: int = 2048            # polled, not yet committed; partitions pause above it
+    poll_timeout_ms: int = 100           # idle poll wait; 5 ms while work is in flight
+    commit_interval_ms: int = 200        # at-least-once: how often acked offsets are committed
+    session_timeout_ms: int = 45_000     # a dead replica's partitions move after this
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000  # never reached: the loop polls while batches decode
+    request_timeout_ms: int = 30_000
+    delivery_timeout_ms: int = 120_000   # producer retries (e.g. across a broker restart) this long
+    flush_timeout_s: float = 60.0        # wait for acks (or a transaction) before retrying the batch
+    transaction_timeout_ms: int = 60_000
+
+    def validate(self) -> "KafkaSettings":
+        if self.delivery not in (AT_LEAST_ONCE, EXACTLY_ONCE):
+            raise StreamConfigError(f"kafka.delivery must be {AT_LEAST_ONCE} or {EXACTLY_ONCE}, got {self.delivery!r}")
+        if self.auto_offset_reset not in ("earliest", "latest"):
+            raise StreamConfigError(f"kafka.auto_offset_reset must be earliest or latest, got {self.auto_offset_reset!r}")
+        _check_topic("kafka.dead_letter_topic", self.dead_letter_topic)
+        if not self.group_id:
+            raise StreamConfigError("kafka.group_id must not be empty")
+        _check_positive(self, "kafka", exclude=("bootstrap", "group_id", "dead_letter_topic", "delivery",
+                                                "auto_offset_reset", "create_topics"))
+        if self.max_in_flight < self.max_poll_records:
+            raise StreamConfigError("kafka.max_in_flight must be at least kafka.max_poll_records")
+        if self.flush_timeout_s * 1000 * 2 >= self.max_poll_interval_ms:
+            # A flush blocks the poll loop; it must end well before the group expels us.
+            raise StreamConfigError("kafka.flush_timeout_s must be under half of kafka.max_poll_interval_ms")
+        return self
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.delivery == EXACTLY_ONCE
+
+
+@dataclass(frozen=True)
+class IngressSettings:
+    num_replicas: int = 1           # consumers in the group; more than the partitions idle
+    num_cpus: float = 0.25          # it mostly waits on sockets and the translator
+    call_timeout_s: float = 120.0   # a translator call slower than this is retried from Kafka
+    drain_timeout_s: float = 20.0   # on rebalance/shutdown, finish in-flight work this long
+
+    def validate(self) -> "IngressSettings":
+        _check_positive(self, "ingress")
+        return self
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    name: str                       # also names the translator deployment: translator-<name>
+    input_topic: str
+    output_topic: str
+    model: str                      # checkpoint directory (or what `loader` understands)
+    task: str = "translate"         # envelope "task" that selects this route on its topic
+    loader: str = DEFAULT_LOADER    # "module:function" (path, device) -> model with .best()
+    beam: int | None = None         # default beam (None: the checkpoint's testing.beam)
+    max_len: int | None = None      # default cap on output tokens
+    device: str = "auto"            # auto | cpu | cuda
+    num_replicas: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    max_batch_size: int = 256       # messages per decode batch (lists from the ingress merged)
+    batch_wait_timeout_s: float = 0.005  # an idle translator waits this long for a batch to fill
+    max_ongoing_requests: int = 64  # lists queued in one replica; more wait in the ingress's handle
+
+    def validate(self) -> "RouteConfig":
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", self.name or ""):
+            raise StreamConfigError(f"routes[].name must be lowercase letters, digits and dashes, got {self.name!r}")
+        where = f"routes[{self.name}]"
+        _check_topic(f"{where}.input_topic", self.input_topic)
+        _check_topic(f"{where}.output_topic", self.output_topic)
+        if self.input_topic == self.output_topic:
+            raise StreamConfigError(f"{where}: output_topic must differ from input_topic (it would loop)")
+        if not self.model or not self.task or ":" not in self.loader:
+            raise StreamConfigError(f"{where}: model and task must be set, loader must be 'module:function'")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise StreamConfigError(f"{where}.device must be auto, cpu or cuda[:N], got {self.device!r}")
+        _check_positive(self, where, exclude=("name", "input_topic", "output_topic", "model", "task",
+                                              "loader", "device", "num_gpus"))
+        if self.num_gpus < 0:
+            raise StreamConfigError(f"{where}.num_gpus must be >= 0")
+        return self
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    routes: tuple[RouteConfig, ...]
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    limits: Limits = field(default_factory=Limits)
+    ingress: IngressSettings = field(default_factory=IngressSettings)
+
+    def validate(self) -> "StreamConfig":
+        if not self.routes:
+            raise StreamConfigError("routes: at least one route is needed")
+        self.kafka.validate()
+        self.ingress.validate()
+        try:
+            self.limits.validate()
+        except ValueError as err:
+            raise StreamConfigError(str(err)) from err
+        for route in self.routes:
+            route.validate()
+        _check_routes_distinct(self.routes, self.kafka.dead_letter_topic)
+        if self.ingress.drain_timeout_s * 1000 * 2 > self.kafka.session_timeout_ms:
+            # The rebalance drain runs on kafka-python's IO thread, which also sends heartbeats.
+            raise StreamConfigError("ingress.drain_timeout_s must be at most half of kafka.session_timeout_ms")
+        return self
+
+    def input_topics(self) -> list[str]:
+        return sorted({r.input_topic for r in self.routes})
+
+    def all_topics(self) -> list[str]:
+        """Every topic the application reads or writes."""
+        return sorted({t for r in self.routes for t in (r.input_topic, r.output_topic)}
+                      | {self.kafka.dead_letter_topic})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_routes_distinct(routes: tuple[RouteConfig, ...], dead_letter_topic: str) -> None:
+    names = [r.name for r in routes]
+    if len(set(names)) != len(names):
+        raise StreamConfigError(f"routes: duplicate route name in {names}")
+    keys = [(r.input_topic, r.task) for r in routes]
+    if len(set(keys)) != len(keys):
+        raise StreamConfigError("routes: two routes share an input_topic and task; the task cannot pick one")
+    inputs = {r.input_topic for r in routes}
+    outputs = {r.output_topic for r in routes} | {dead_letter_topic}
+    if inputs & outputs:
+        raise StreamConfigError(f"routes: topic {sorted(inputs & outputs)[0]!r} is both read and written")
+
+
+def _check_topic(where: str, name: str) -> None:
+    if not isinstance(name, str) or not _TOPIC.match(name):
+        raise StreamConfigError(f"{where} must be a Kafka topic name ([a-zA-Z0-9._-], 1-249 chars), got {name!r}")
+
+
+def _check_positive(obj: Any, where: str, exclude: tuple[str, ...] = ()) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in exclude or value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise StreamConfigError(f"{where}.{f.name} must be a positive number, got {value!r}")
+
+
+def _reject_unknown(cls: type, values: dict[str, Any], where: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise StreamConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(known))})")
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
+    """Dataclass ``cls`` from a mapping; unknown keys are an error naming the key."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise StreamConfigError(f"{where} must be a mapping, got {type(values).__name__}")
+    _reject_unknown(cls, values, where)
+    try:
+        return cls(**values)
+    except TypeError as err:  # a required key is missing
+        raise StreamConfigError(f"{where}: {err}") from err
+
+
+def stream_config_from_dict(values: dict[str, Any]) -> StreamConfig:
+    """Validate a mapping (a Serve application's ``args``) into a StreamConfig."""
+    if not isinstance(values, dict):
+        raise StreamConfigError(f"the application args must be a mapping, got {type(values).__name__}")
+    _reject_unknown(StreamConfig, values, "")
+    routes = values.get("routes") or []
+    if not isinstance(routes, list):
+        raise StreamConfigError("routes must be a list of mappings")
+    config = StreamConfig(
+        routes=tuple(_build(RouteConfig, r, f"routes[{i}]") for i, r in enumerate(routes)),
+        kafka=_build(KafkaSettings, values.get("kafka"), "kafka"),
+        limits=_build(Limits, values.get("limits"), "limits"),
+        ingress=_build(IngressSettings, values.get("ingress"), "ingress"),
+    )
+    return config.validate()
+
+
+def load_serve_file(path: str | Path) -> dict[str, Any]:
+    """Read a Serve config file (the `serve run`/`serve deploy` format) as a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"serve config not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise StreamConfigError(f"{path} is not valid YAML: {err}") from err
+    apps = raw.get("applications") if isinstance(raw, dict) else None
+    if not isinstance(apps, list) or not apps:
+        raise StreamConfigError(f"{path} has no 'applications' list (see cluster/serve/toy.yaml)")
+    return raw

@@ -1,0 +1,135 @@
+"""The two Ray Serve deployments of the streaming application.
+
+    KafkaIngress          one consumer-group member per replica; its poll loop (worker.py) runs
+                          on a background thread, since kafka-python blocks, and hands lists of
+                          records to the translators through DeploymentHandles, awaited on an
+                          event loop of its own (no thread is parked per call).
+    TranslatorDeployment  loads one model through an injected loader and merges the lists of
+                          concurrent calls into decode batches (batcher.py: the batch size counts
+                          messages, not lists); decoding runs off the event loop.
+
+Neither is decorated with @serve.deployment here: app.py applies per-route options, and the
+classes stay plain enough to construct in a test.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sys
+import threading
+from concurrent.futures import Future
+
+from kafka import KafkaConsumer, KafkaProducer
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from .batcher import ListBatcher
+from .config import RouteConfig, StreamConfig
+from .delivery import AtLeastOnceDelivery, TransactionalDelivery
+from .kafka_admin import create_topics
+from .kafka_clients import consumer_configs, producer_configs, resolve_bootstrap
+from .models import DecodeItem, Loader, TranslateResult, answer_lists, resolve_loader
+from .worker import StreamWorker
+
+log = logging.getLogger(__name__)
+
+
+class TranslatorDeployment:
+    """Decodes lists of DecodeItems with one model; one TranslateResult per list."""
+
+    def __init__(self, route: RouteConfig, loader: str | Loader | None = None):
+        self._route = route
+        self._model = resolve_loader(loader or route.loader)(route.model, route.device)
+        _limit_torch_threads(route.num_cpus)
+        self._batcher = ListBatcher(lambda lists: answer_lists(self._model, lists), route.max_batch_size,
+                                    route.batch_wait_timeout_s)
+        log.info("translator %s: model %s %s from %s", route.name, self._model.name,
+                 self._model.version, route.model)
+
+    async def translate(self, items: list[DecodeItem]) -> TranslateResult:
+        """One caller's list; decoded in a batch with whatever other lists are waiting."""
+        return await self._batcher.submit(items)
+
+    def info(self) -> dict[str, str]:
+        return {"route": self._route.name, "model": self._model.name, "version": self._model.version}
+
+
+class KafkaIngress:
+    """A consumer-group member that runs the poll loop until Serve stops the replica."""
+
+    def __init__(self, config: StreamConfig, translators: dict[str, DeploymentHandle]):
+        self._config = config
+        self._translators = translators
+        self._replica = serve.get_replica_context().replica_id.unique_id
+        self._calls = asyncio.new_event_loop()
+        threading.Thread(target=self._calls.run_forever, name="s2s-calls", daemon=True).start()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._worker = StreamWorker(config, self._submit, self._make_consumer, self._make_delivery())
+        self._thread = threading.Thread(target=self._run, name="s2s-poll-loop", daemon=True)
+        self._thread.start()
+
+    # -- wiring for the worker ---------------------------------------------------------------
+
+    def _submit(self, route: RouteConfig, items: list[DecodeItem]) -> Future:
+        """Called from the poll thread; the returned future completes on the calls loop."""
+        return asyncio.run_coroutine_threadsafe(self._call_translator(route.name, items), self._calls)
+
+    async def _call_translator(self, route_name: str, items: list[DecodeItem]) -> TranslateResult:
+        # A dead translator replica surfaces here (RayActorError) or as a timeout; either way
+        # the worker rewinds and the records are decoded again: Serve itself never retries.
+        response = self._translators[route_name].translate.remote(items)
+        return await asyncio.wait_for(response, timeout=self._config.ingress.call_timeout_s)
+
+    def _make_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(**consumer_configs(self._config.kafka, client_id=f"s2s-ingress-{self._replica}"))
+
+    def _make_delivery(self):
+        kafka = self._config.kafka
+        client_id = f"s2s-ingress-{self._replica}"
+        if kafka.exactly_once:
+            # Unique per replica; zombies are fenced by the group generation (KIP-447).
+            txn_id = f"{kafka.group_id}-{self._replica}"
+            return TransactionalDelivery(lambda: KafkaProducer(**producer_configs(kafka, client_id, txn_id)),
+                                         kafka.flush_timeout_s)
+        return AtLeastOnceDelivery(lambda: KafkaProducer(**producer_configs(kafka, client_id)),
+                                   kafka.flush_timeout_s)
+
+    def _run(self) -> None:
+        try:
+            if self._config.kafka.create_topics:
+                create_topics(resolve_bootstrap(self._config.kafka), self._config.all_topics(),
+                              partitions=self._config.kafka.partitions)
+            self._worker.run(self._stop)
+        except BaseException as err:  # noqa: BLE001 - reported by check_health, Serve restarts us
+            self._error = err
+            log.exception("the poll loop stopped")
+
+    # -- Serve hooks ------------------------------------------------------------------------
+
+    def check_health(self) -> None:
+        """Serve calls this periodically; a dead poll loop makes Serve replace the replica."""
+        if not self._thread.is_alive() and not self._stop.is_set():
+            raise RuntimeError(f"poll loop died: {self._error!r}")
+
+    def stats(self) -> dict:
+        return {"replica": self._replica, "alive": self._thread.is_alive(),
+                **dataclasses.asdict(self._worker.stats)}
+
+    def __del__(self) -> None:
+        """Serve calls this on scale-down/shutdown: drain, commit, leave the group."""
+        stop = getattr(self, "_stop", None)
+        if stop is None:  # __init__ failed early
+            return
+        stop.set()
+        self._thread.join(timeout=self._config.ingress.drain_timeout_s + 10)
+        self._calls.call_soon_threadsafe(self._calls.stop)
+
+
+def _limit_torch_threads(num_cpus: float) -> None:
+    """A torch model decodes on as many threads as the replica has CPUs: more would fight the
+    other replicas of the node for cores. (Models without torch never import it.)"""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(max(1, int(num_cpus)))

@@ -1,0 +1,82 @@
+"""Kafka headers on output and dead-letter records.
+
+Every record the application writes says where its input came from, so a reader can join
+outputs to inputs and find the input again:
+
+    s2s-correlation-id    envelope "id", else the input's own s2s-correlation-id header,
+                          else "<topic>/<partition>/<offset>"
+    s2s-source-topic      input topic
+    s2s-source-partition  input partition (decimal)
+    s2s-source-offset     input offset (decimal)
+    s2s-model-name        outputs only: checkpoint name
+    s2s-model-version     outputs only: checkpoint version
+    s2s-latency-ms        outputs only: input timestamp -> output sent, in milliseconds
+    s2s-error-reason      dead letters only: a messages.Reason value
+    s2s-error-detail      dead letters only: what was wrong, for a human
+
+A dead letter also keeps the input's own headers (after the ones above), key and value bytes.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from .messages import Reason, Request
+
+CORRELATION_ID = "s2s-correlation-id"
+SOURCE_TOPIC = "s2s-source-topic"
+SOURCE_PARTITION = "s2s-source-partition"
+SOURCE_OFFSET = "s2s-source-offset"
+MODEL_NAME = "s2s-model-name"
+MODEL_VERSION = "s2s-model-version"
+LATENCY_MS = "s2s-latency-ms"
+ERROR_REASON = "s2s-error-reason"
+ERROR_DETAIL = "s2s-error-detail"
+_DETAIL_CAP = 1000  # bytes; a detail quotes parser errors, never the whole input
+
+Headers = list[tuple[str, bytes]]
+
+
+class SourceRecord(Protocol):
+    """What we read from a consumed record (kafka's ConsumerRecord has all of it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    headers: Headers
+
+
+def correlation_id(record: SourceRecord, request: Request | None) -> str:
+    if request is not None and request.id is not None:
+        return request.id
+    for name, value in record.headers or ():
+        if name == CORRELATION_ID:
+            return value.decode("utf-8", "replace")
+    return f"{record.topic}/{record.partition}/{record.offset}"
+
+
+def source_headers(record: SourceRecord, corr_id: str) -> Headers:
+    return [(CORRELATION_ID, corr_id.encode()), (SOURCE_TOPIC, record.topic.encode()),
+            (SOURCE_PARTITION, str(record.partition).encode()), (SOURCE_OFFSET, str(record.offset).encode())]
+
+
+def output_headers(record: SourceRecord, corr_id: str, model_name: str, model_version: str,
+                   now_ms: int) -> Headers:
+    latency = max(0, now_ms - record.timestamp) if record.timestamp and record.timestamp > 0 else 0
+    return source_headers(record, corr_id) + [
+        (MODEL_NAME, model_name.encode()), (MODEL_VERSION, model_version.encode()),
+        (LATENCY_MS, str(latency).encode())]
+
+
+def dead_letter_headers(record: SourceRecord, corr_id: str, reason: Reason, detail: str) -> Headers:
+    ours = source_headers(record, corr_id) + [
+        (ERROR_REASON, reason.value.encode()),
+        (ERROR_DETAIL, detail.encode("utf-8")[:_DETAIL_CAP])]
+    taken = {name for name, _ in ours}
+    return ours + [(name, value) for name, value in record.headers or () if name not in taken]
+
+
+def as_dict(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
+    """Headers as text, last value winning; for readers, tests and `s2s consume`."""
+    return {name: value.decode("utf-8", "replace") for name, value in headers or ()}

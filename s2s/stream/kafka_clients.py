@@ -1,0 +1,52 @@
+"""kafka-python consumer and producer settings for the ingress, derived from KafkaSettings.
+
+Kept in one place so the delivery contract is visible: manual commits only, acks=all with
+the idempotent producer, read_committed inputs and a transactional producer in exactly-once mode.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .config import KafkaSettings
+from .kafka_admin import bootstrap_from_env
+
+
+def resolve_bootstrap(settings: KafkaSettings) -> str:
+    """The configured bootstrap servers, else $S2S_KAFKA_BOOTSTRAP, else the local broker."""
+    return settings.bootstrap.strip() or bootstrap_from_env()
+
+
+def consumer_configs(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": resolve_bootstrap(settings),
+        "client_id": client_id,
+        "group_id": settings.group_id,
+        "enable_auto_commit": False,  # offsets are committed only after outputs are acked
+        "auto_offset_reset": settings.auto_offset_reset,
+        # Exactly-once chains: an upstream transaction's records appear only once committed.
+        "isolation_level": "read_committed" if settings.exactly_once else "read_uncommitted",
+        "max_poll_records": settings.max_poll_records,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "max_poll_interval_ms": settings.max_poll_interval_ms,
+        "request_timeout_ms": settings.request_timeout_ms,
+        "allow_auto_create_topics": False,
+    }
+
+
+def producer_configs(settings: KafkaSettings, client_id: str, transactional_id: str | None = None) -> dict[str, Any]:
+    configs: dict[str, Any] = {
+        "bootstrap_servers": resolve_bootstrap(settings),
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,  # broker-side dedup of producer retries; keeps per-partition order
+        "linger_ms": 2,              # a poll batch's answers leave together
+        "batch_size": 256 * 1024,
+        "delivery_timeout_ms": settings.delivery_timeout_ms,
+        "request_timeout_ms": settings.request_timeout_ms,
+        "max_in_flight_requests_per_connection": 5,  # the most idempotence keeps ordered
+    }
+    if transactional_id is not None:
+        configs["transactional_id"] = transactional_id
+        configs["transaction_timeout_ms"] = settings.transaction_timeout_ms
+    return configs

@@ -1,0 +1,275 @@
+"""The ingress's poll loop: one consumer of the group, feeding translator calls and delivering
+their answers in poll order.
+
+    poll -> gather up to max_poll_records or batch_linger_ms -> plan (decode, route)
+         -> submit a call per route chunk -> ... keep polling ...
+         -> head batches translated -> deliver (outputs + dead letters, acks / transaction)
+         -> settle in the ledger -> commit (at-least-once, every commit_interval_ms)
+
+Rules this loop keeps (DESIGN.md "Delivery"):
+- an offset is committed only after its answer is acknowledged; any failure rewinds every
+  partition to its last safe offset (never skips);
+- the loop never stops polling for longer than a flush/drain timeout, both validated to be far
+  under max.poll.interval.ms; while too much is in flight it pauses its partitions and keeps
+  polling, so the consumer stays in the group;
+- before partitions are revoked (rebalance, scale-down, shutdown) in-flight work is finished
+  and committed, within ingress.drain_timeout_s; what is not finished is left uncommitted and
+  so redelivered to the next owner.
+
+Threading: every consumer call happens on the loop's thread, except the rebalance listener,
+which kafka-python 3 runs on the consumer's IO thread *while the loop thread is blocked inside
+poll() or close()*; the two therefore never touch the ledger at the same time.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import TopicPartition
+
+from .batch import PolledBatch, Submit, first_offsets, plan_records, submit_calls
+from .config import StreamConfig
+from .ledger import OffsetLedger, commit_map
+from .routing import Router
+
+log = logging.getLogger(__name__)
+
+BUSY_POLL_MS = 5     # poll wait while answers may be ready: bounds the latency the loop adds
+RETRY_BACKOFF_S = 0.5
+
+
+@dataclass
+class WorkerStats:
+    """Counters the ingress reports (and the tests read)."""
+
+    polled: int = 0
+    answered: int = 0
+    dead_lettered: int = 0
+    deliveries: int = 0
+    rewinds: int = 0
+    commits: int = 0
+    commit_failures: int = 0
+    revocations: int = 0
+    last_error: str = ""
+
+
+class StreamWorker:
+    """Runs ``run(stop)`` on its own thread; ``submit`` and ``delivery`` are injected."""
+
+    def __init__(self, config: StreamConfig, submit: Submit, make_consumer: Callable[[], KafkaConsumer],
+                 delivery, now: Callable[[], float] = time.monotonic):
+        self._config = config
+        self._kafka = config.kafka
+        self._router = Router(config.routes)
+        self._submit = submit
+        self._make_consumer = make_consumer
+        self._delivery = delivery
+        self._now = now
+        self._ledger = OffsetLedger()
+        self._gathering: list = []  # polled records not yet sent to a translator
+        self._gathering_since = 0.0
+        self._consumer: KafkaConsumer | None = None
+        self._last_commit = 0.0
+        self._stop = threading.Event()
+        self.stats = WorkerStats()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set, then drain, commit and leave the group."""
+        self._stop = stop
+        self._consumer = self._make_consumer()
+        self._consumer.subscribe(self._router.topics(), listener=DrainOnRevoke(self))
+        try:
+            while not stop.is_set():
+                self.step()
+            self._drain(self._now() + self._config.ingress.drain_timeout_s)
+            self._commit(force=True)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        # close() calls the listener's revoke, which finds nothing left in flight.
+        try:
+            self._consumer.close(timeout_ms=self._kafka.request_timeout_ms)
+        finally:
+            self._delivery.close()
+
+    # -- one turn of the loop -----------------------------------------------------------------
+
+    def step(self) -> None:
+        """Poll once, start translating what is due, deliver what is ready, commit, pace."""
+        busy = self._ledger.has_pending() or self._gathering
+        room = self._kafka.max_poll_records - len(self._gathering)
+        polled = self._consumer.poll(timeout_ms=BUSY_POLL_MS if busy else self._kafka.poll_timeout_ms,
+                                     max_records=max(1, room))
+        self._gather([record for batch in polled.values() for record in batch])
+        try:
+            self._submit_gathered()
+            self._deliver_ready()
+        except Exception as err:  # noqa: BLE001 - whatever failed, redo it from Kafka
+            self._rewind(err)
+        self._commit()
+        self._pace()
+
+    def _gather(self, records: list) -> None:
+        if records and not self._gathering:
+            self._gathering_since = self._now()
+        self._gathering.extend(records)
+        self.stats.polled += len(records)
+
+    def _submit_gathered(self, force: bool = False) -> None:
+        """Send the gathered records to the translators once there are max_poll_records of them
+        or the oldest waited batch_linger_ms: a slow trickle still makes lists, not single calls."""
+        if not self._gathering:
+            return
+        full = len(self._gathering) >= self._kafka.max_poll_records
+        lingered = self._now() - self._gathering_since >= self._kafka.batch_linger_ms / 1000
+        if full or lingered or force:
+            records, self._gathering = self._gathering, []
+            plans = plan_records(records, self._router, self._config.limits)
+            self._ledger.add(PolledBatch(records, plans, submit_calls(plans, self._submit)))
+
+    def _deliver_ready(self) -> int:
+        """Deliver the translated batches at the head of the ledger; returns how many."""
+        ready = self._ledger.ready()
+        if not ready:
+            return 0
+        now_ms = int(time.time() * 1000)
+        outputs = [out for batch in ready for out in batch.outputs(self._kafka.dead_letter_topic, now_ms)]
+        offsets = self._ledger.offsets_after(ready)
+        group = self._consumer.group_metadata() if self._delivery.commits_offsets else None
+        self._delivery.deliver(outputs, offsets, group)
+        self._ledger.settle(len(ready))
+        if self._delivery.commits_offsets:
+            self._ledger.mark_committed(offsets)
+        dead = sum(1 for out in outputs if out.topic == self._kafka.dead_letter_topic)
+        self.stats.dead_lettered += dead
+        self.stats.answered += len(outputs) - dead
+        self.stats.deliveries += 1
+        return len(ready)
+
+    def _rewind(self, err: BaseException) -> None:
+        """Drop what is in flight and seek back to the last acknowledged offsets."""
+        log.warning("rewinding in-flight batches after %r", err)
+        self.stats.rewinds += 1
+        self.stats.last_error = repr(err)
+        self._seek_back()
+        self._stop.wait(RETRY_BACKOFF_S)  # a failing broker or translator is not hammered
+
+    def _seek_back(self) -> None:
+        """Forget in-flight and gathered records; every partition they touched seeks back to
+        its first unacknowledged offset (gathered records come after all in-flight ones)."""
+        positions = self._ledger.rewind()
+        for tp, offset in first_offsets(self._gathering).items():
+            positions.setdefault(tp, offset)
+        self._gathering = []
+        assigned = self._consumer.assignment()
+        for tp, offset in positions.items():
+            if tp in assigned:
+                self._consumer.seek(tp, offset)
+
+    def _commit(self, force: bool = False) -> None:
+        """At-least-once: store the safe offsets, at most every commit_interval_ms."""
+        if self._delivery.commits_offsets:
+            return
+        due = self._now() - self._last_commit >= self._kafka.commit_interval_ms / 1000
+        offsets = self._ledger.uncommitted()
+        if not offsets or not (force or due):
+            return
+        self._last_commit = self._now()
+        try:
+            self._consumer.commit(commit_map(offsets), timeout_ms=self._kafka.request_timeout_ms)
+        except KafkaError as err:  # broker away or group rebalancing: the offsets are kept, retried
+            self.stats.commit_failures += 1
+            log.warning("offset commit failed (will retry): %r", err)
+            return
+        self._ledger.mark_committed(offsets)
+        self.stats.commits += 1
+
+    def _pace(self) -> None:
+        """Pause every partition while too much is in flight; resume below the limit."""
+        if self._ledger.in_flight() + len(self._gathering) >= self._kafka.max_in_flight:
+            running = self._consumer.assignment() - self._consumer.paused()
+            if running:
+                self._consumer.pause(*running)
+        elif self._consumer.paused():
+            self._consumer.resume(*self._consumer.paused())
+
+    # -- drain: shutdown and rebalance --------------------------------------------------------
+
+    def _drain(self, deadline: float) -> None:
+        """Finish in-flight batches in order until none is left or the deadline passes;
+        the rest is dropped uncommitted (redelivered), partitions seek back to it."""
+        self._submit_gathered(force=True)
+        while self._ledger.has_pending() and self._now() < deadline:
+            head = self._ledger.head()
+            futures = [call.future for call in head.calls]
+            concurrent.futures.wait(futures, timeout=max(0.0, deadline - self._now()))
+            if not head.translated():
+                break
+            try:
+                self._deliver_ready()
+            except Exception as err:  # noqa: BLE001 - give up draining; leftovers are redelivered
+                log.warning("drain stopped: %r", err)
+                break
+        if self._ledger.has_pending():
+            log.warning("drain left %d records in flight; they will be redelivered", self._ledger.in_flight())
+            self._seek_back()
+
+    def before_revoke(self, revoked: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """Called by the listener before partitions go: drain, then return the offsets still to
+        commit for them (at-least-once; exactly-once committed them in its transactions)."""
+        revoked = set(revoked)
+        self.stats.revocations += 1
+        self._drain(self._now() + self._config.ingress.drain_timeout_s)
+        uncommitted = {} if self._delivery.commits_offsets else self._ledger.uncommitted()
+        self._ledger.forget(revoked)
+        return {tp: off for tp, off in uncommitted.items() if tp in revoked}
+
+    def on_lost(self, lost: Iterable[TopicPartition]) -> None:
+        """Evicted from the group: nothing may be committed; drop it all."""
+        self._ledger.rewind()
+        self._gathering = []
+        self._ledger.forget(lost)
+
+    @property
+    def consumer(self) -> KafkaConsumer | None:
+        return self._consumer
+
+
+class DrainOnRevoke(AsyncConsumerRebalanceListener):
+    """Finish and commit in-flight work before giving partitions up.
+
+    Async so that the commit can be awaited on kafka-python's IO loop (a sync listener may not
+    block on consumer calls there). The drain itself blocks that loop for at most
+    ingress.drain_timeout_s, which is validated to be well under the session timeout.
+    """
+
+    def __init__(self, worker: StreamWorker):
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        if not revoked:
+            return
+        offsets = self._worker.before_revoke(revoked)
+        if not offsets:
+            return
+        try:
+            await self._worker.consumer.commit_async(commit_map(offsets))
+            self._worker.stats.commits += 1
+        except Exception as err:  # noqa: BLE001 - the next owner redelivers: duplicates, not loss
+            log.warning("commit before revoke failed: %r", err)
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        log.info("assigned %s", sorted(f"{tp.topic}-{tp.partition}" for tp in assigned))
+
+    async def on_partitions_lost(self, lost) -> None:
+        self._worker.on_lost(lost)

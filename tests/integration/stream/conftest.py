@@ -1,0 +1,72 @@
+"""Fixtures for the streaming tests: a toy model trained once, a private Ray + Serve for this
+package, and a factory that deploys the streaming application on fresh topics."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .streams import StreamApp
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def toy_model(tmp_path_factory) -> Path:
+    """A toy reverse model trained here (~30 s on 2 cores); the checkpoint directory."""
+    root = tmp_path_factory.mktemp("toy")
+    s2s = [sys.executable, "-m", "s2s.cli"]
+    subprocess.run([*s2s, "data", "prepare", "toy", "--task", "reverse", "--train", "3000",
+                    "--out", str(root / "data")], check=True, capture_output=True, timeout=300, cwd=REPO)
+    config = yaml.safe_load((REPO / "configs" / "toy-reverse.yaml").read_text())
+    for split in ("train", "dev", "test"):
+        config["data"][split] = str(root / "data" / f"{split}.parquet")
+    (root / "toy.yaml").write_text(yaml.safe_dump(config))
+    subprocess.run([*s2s, "train", "--config", str(root / "toy.yaml"), "--out", str(root / "run")],
+                   check=True, capture_output=True, timeout=600, cwd=REPO)
+    return root / "run" / "best"
+
+
+@pytest.fixture(scope="package")
+def ray_serve() -> Iterator[None]:
+    """A Ray instance of this test package only (its own temp dir), with Serve and no HTTP proxy."""
+    import ray
+    from ray import serve
+
+    if ray.is_initialized():
+        ray.shutdown()
+    temp_dir = tempfile.mkdtemp(prefix="s2s-ray-", dir="/tmp")  # short: Ray's socket paths are capped
+    ray.init(address="local", num_cpus=4, include_dashboard=False, object_store_memory=300 * 1024**2,
+             _temp_dir=temp_dir, log_to_driver=False)
+    serve.start(proxy_location="Disabled")
+    try:
+        yield
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def stream_app(ray_serve, kafka_bootstrap, topic_factory) -> Iterator[Callable[..., StreamApp]]:
+    """``deploy(model, **options) -> StreamApp`` on fresh 3-partition topics; deleted afterwards."""
+    from ray import serve
+
+    deployed: list[StreamApp] = []
+
+    def deploy(model: str | Path, **options) -> StreamApp:
+        topics = {role: topic_factory(partitions=3, suffix=role) for role in ("in", "out", "dlq")}
+        app = StreamApp.start(f"s2s-{uuid.uuid4().hex[:8]}", kafka_bootstrap, topics, str(model), **options)
+        deployed.append(app)
+        return app
+
+    yield deploy
+    for app in deployed:
+        serve.delete(app.name)

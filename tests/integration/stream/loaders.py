@@ -1,0 +1,43 @@
+"""Model loaders for the streaming tests (imported by name inside the translator replicas)."""
+import time
+
+from s2s.stream.models import load_checkpoint_model
+
+TRIGGER = "boom"
+
+
+class FailsOnTrigger:
+    """The real toy model, except that any batch holding a text with the token "boom" raises,
+    the way a model bug or a CUDA error would."""
+
+    def __init__(self, model):
+        self._model = model
+        self.name, self.version = model.name, model.version
+
+    def best(self, texts, beam=None, max_len=None):
+        if any(TRIGGER in text.split() for text in texts):
+            raise ValueError("the model cannot decode 'boom'")
+        return self._model.best(texts, beam=beam, max_len=max_len)
+
+
+def load_failing_toy(path: str, device: str = "cpu"):
+    return FailsOnTrigger(load_checkpoint_model(path, device))
+
+
+class Slow:
+    """The real toy model with every call lengthened to ``delay_s``, as a big model would be: a
+    replica killed at any moment of the stream then certainly has calls in flight."""
+
+    def __init__(self, model, delay_s: float):
+        self._model, self._delay_s = model, delay_s
+        self.name, self.version = model.name, model.version
+
+    def best(self, texts, beam=None, max_len=None):
+        started = time.monotonic()
+        answers = self._model.best(texts, beam=beam, max_len=max_len)
+        time.sleep(max(0.0, self._delay_s - (time.monotonic() - started)))  # simulated decode cost
+        return answers
+
+
+def load_slow_toy(path: str, device: str = "cpu"):
+    return Slow(load_checkpoint_model(path, device), delay_s=0.25)

@@ -1,0 +1,139 @@
+"""Helpers for the streaming tests: deploy an app, produce keyed texts, read answers back."""
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from s2s.stream import headers as hdr
+from s2s.stream.kafka_admin import end_offsets
+
+TOKENS = list("abcdefghij") + [str(n) for n in range(10)]  # the toy task's symbols
+
+
+def toy_texts(count: int, seed: int = 0) -> list[str]:
+    """``count`` distinct-enough toy sources of 3-8 tokens."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(TOKENS) for _ in range(rng.randint(3, 8))) for _ in range(count)]
+
+
+@dataclass
+class StreamApp:
+    name: str
+    bootstrap: str
+    topics: dict[str, str]  # "in", "out", "dlq" -> topic name
+    group_id: str
+
+    @classmethod
+    def start(cls, name: str, bootstrap: str, topics: dict[str, str], model: str, *,
+              delivery: str = "at_least_once", ingress_replicas: int = 1, translator_replicas: int = 1,
+              loader: str | None = None, limits: dict | None = None, **kafka) -> "StreamApp":
+        """serve.run the streaming app for ``topics`` (blocks until its replicas are up)."""
+        from ray import serve
+
+        from s2s.stream.app import build_app
+        from s2s.stream.config import stream_config_from_dict
+
+        route = {"name": "toy", "input_topic": topics["in"], "output_topic": topics["out"], "model": model,
+                 "device": "cpu", "num_cpus": 1, "num_replicas": translator_replicas}
+        if loader:
+            route["loader"] = loader
+        settings = {"bootstrap": bootstrap, "group_id": f"{name}-group", "dead_letter_topic": topics["dlq"],
+                    "delivery": delivery, "create_topics": False, "session_timeout_ms": 10_000,
+                    "heartbeat_interval_ms": 1_000, "flush_timeout_s": 30, **kafka}
+        config = stream_config_from_dict({"kafka": settings, "routes": [route], "limits": limits or {},
+                                          "ingress": {"num_replicas": ingress_replicas, "drain_timeout_s": 4,
+                                                      "call_timeout_s": 60}})
+        serve.run(build_app(config), name=name, route_prefix=None)
+        return cls(name, bootstrap, topics, settings["group_id"])
+
+    def stats(self) -> list[dict]:
+        """Counters of every live ingress replica."""
+        from s2s.stream.local import app_stats
+
+        return app_stats(self.name)
+
+
+def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | None]], pace_per_s: float = 0,
+            **configs) -> None:
+    """Send (key, value) pairs with acks=all, optionally paced; raises if any is not acked."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **configs)
+    try:
+        start = time.monotonic()
+        futures = []
+        for i, (key, value) in enumerate(items):
+            if pace_per_s:
+                delay = start + i / pace_per_s - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)  # pacing the load, not synchronizing
+            futures.append(producer.send(topic, key=key, value=value))
+        producer.flush(timeout=180)
+        for future in futures:
+            future.get(timeout=1)
+    finally:
+        producer.close(timeout=30)
+
+
+class TopicReader:
+    """Reads every partition of a topic from the beginning, without a consumer group."""
+
+    def __init__(self, bootstrap: str, topic: str, read_committed: bool = False):
+        self.records: list = []
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                       isolation_level="read_committed" if read_committed else "read_uncommitted")
+        partitions = self._consumer.partitions_for_topic(topic) or set()
+        self._consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        self._consumer.seek_to_beginning()
+
+    def read_until(self, done, timeout_s: float) -> list:
+        """Poll until ``done(records)`` holds or ``timeout_s`` passes; returns all records read."""
+        deadline = time.monotonic() + timeout_s
+        while not done(self.records) and time.monotonic() < deadline:
+            for batch in self._consumer.poll(timeout_ms=500).values():
+                self.records.extend(batch)
+        return self.records
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def keys_of(records) -> set[bytes]:
+    return {record.key for record in records}
+
+
+def by_key(records) -> dict[bytes, list]:
+    grouped = defaultdict(list)
+    for record in records:
+        grouped[record.key].append(record)
+    return grouped
+
+
+def read_answers(bootstrap: str, topic: str, keys: set[bytes], timeout_s: float, read_committed: bool = False) -> list:
+    """Every record of ``topic`` read until all ``keys`` have an answer (or the timeout)."""
+    reader = TopicReader(bootstrap, topic, read_committed)
+    try:
+        return reader.read_until(lambda records: keys <= keys_of(records), timeout_s)
+    finally:
+        reader.close()
+
+
+def wait_for_commits(bootstrap: str, app: StreamApp, timeout_s: float = 60) -> dict[int, int]:
+    """Poll the group's committed offsets until they reach the input's end offsets."""
+    target = end_offsets(bootstrap, app.topics["in"])
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=app.group_id, enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            committed = {p: consumer.committed(TopicPartition(app.topics["in"], p)) for p in target}
+            if committed == target or time.monotonic() > deadline:
+                return committed
+            time.sleep(0.5)  # polling the broker's view; there is no event to wait on
+    finally:
+        consumer.close(autocommit=False)
+
+
+def header(record, name: str) -> str:
+    return hdr.as_dict(record.headers).get(name, "")

@@ -1,0 +1,135 @@
+"""Stand-ins for kafka-python clients and translator calls, for the delivery bookkeeping tests."""
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from kafka.structs import TopicPartition
+
+from s2s.stream.models import Decoded, DecodeItem, TranslateResult
+
+
+@dataclass(frozen=True)
+class Record:
+    """The fields of kafka's ConsumerRecord that the stream reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+    headers: list = field(default_factory=list)
+    timestamp: int = 1_000
+
+
+def records(topic: str, partition: int, start: int, values: list[bytes]) -> list[Record]:
+    return [Record(topic, partition, start + i, v, key=f"k{start + i}".encode()) for i, v in enumerate(values)]
+
+
+class FakeConsumer:
+    """Hands out scripted poll results; records seeks, commits and pauses."""
+
+    def __init__(self, polls: list[list[Record]], assigned: set[TopicPartition]):
+        self.polls = deque(polls)
+        self.assigned = set(assigned)
+        self.paused_set: set[TopicPartition] = set()
+        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.listener = None
+        self.closed = False
+        self.fail_commit = False
+
+    def subscribe(self, topics, listener=None):
+        self.topics, self.listener = topics, listener
+
+    def poll(self, timeout_ms=0, max_records=None):
+        if not self.polls:
+            return {}
+        batch = self.polls.popleft()
+        polled: dict[TopicPartition, list[Record]] = {}
+        for record in batch:
+            polled.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
+        return polled
+
+    def assignment(self):
+        return set(self.assigned)
+
+    def paused(self):
+        return set(self.paused_set)
+
+    def pause(self, *tps):
+        self.paused_set.update(tps)
+
+    def resume(self, *tps):
+        self.paused_set.difference_update(tps)
+
+    def seek(self, tp, offset):
+        self.seeks.append((tp, offset))
+
+    def commit(self, offsets, timeout_ms=None):
+        from kafka.errors import CommitFailedError
+
+        if self.fail_commit:
+            raise CommitFailedError("rebalancing")
+        self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+    def group_metadata(self):
+        return "group-metadata"
+
+    def close(self, timeout_ms=None):
+        self.closed = True
+
+
+class FakeDelivery:
+    """Records what would have been produced; ``fail_next`` makes the next delivery raise."""
+
+    def __init__(self, commits_offsets: bool = False):
+        self.commits_offsets = commits_offsets
+        self.delivered: list[tuple[list, dict, object]] = []
+        self.fail_next = 0
+        self.closed = False
+
+    def deliver(self, out_records, offsets, group):
+        from s2s.stream.delivery import DeliveryError
+
+        if self.fail_next:
+            self.fail_next -= 1
+            raise DeliveryError("broker said no")
+        self.delivered.append((list(out_records), dict(offsets), group))
+
+    def close(self, timeout_s=10.0):
+        self.closed = True
+
+    def values(self, topic: str) -> list[bytes]:
+        return [r.value for out, _, _ in self.delivered for r in out if r.topic == topic]
+
+
+class FakeTranslator:
+    """submit() for the worker: upper-cases texts, either at once or when ``release()``d."""
+
+    def __init__(self, immediate: bool = True):
+        self.immediate = immediate
+        self.calls: list[tuple[str, list[DecodeItem]]] = []
+        self.waiting: list[tuple[Future, list[DecodeItem]]] = []
+
+    def __call__(self, route, items: list[DecodeItem]) -> Future:
+        self.calls.append((route.name, list(items)))
+        future: Future = Future()
+        if self.immediate:
+            future.set_result(self.answer(items))
+        else:
+            self.waiting.append((future, items))
+        return future
+
+    @staticmethod
+    def answer(items: list[DecodeItem]) -> TranslateResult:
+        return TranslateResult("fake", "1", [Decoded(text=item.text.upper()) for item in items])
+
+    def release(self, error: Exception | None = None) -> None:
+        for future, items in self.waiting:
+            if error is None:
+                future.set_result(self.answer(items))
+            else:
+                future.set_exception(error)
+        self.waiting.clear()

@@ -1,0 +1,104 @@
+"""Dynamic batching: concurrent lists merge into one decode; what queues during a decode merges
+into the next one; batches never exceed max_items messages (unless one list alone does)."""
+import asyncio
+import threading
+
+import pytest
+
+from s2s.stream.batcher import ListBatcher
+
+
+class Decoder:
+    """Upper-cases every list; the first call can be held until ``release`` is set."""
+
+    def __init__(self, hold_first: bool = False, fail_on: str | None = None):
+        self.batches: list[list[list[str]]] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
+        self.fail_on = fail_on
+
+    def __call__(self, lists):
+        self.batches.append([list(items) for items in lists])
+        self.started.set()
+        self.release.wait(10)
+        if any(self.fail_on in items for items in lists):
+            raise RuntimeError("decoder broke")
+        return [[text.upper() for text in items] for items in lists]
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, timeout=10))
+
+
+def test_concurrent_lists_share_one_decode():
+    decoder = Decoder()
+
+    async def main():
+        batcher = ListBatcher(decoder, max_items=10, wait_s=0.05)
+        return await asyncio.gather(batcher.submit(["a", "b"]), batcher.submit(["c"]), batcher.submit(["d"]))
+
+    assert run(main()) == [["A", "B"], ["C"], ["D"]]
+    assert decoder.batches == [[["a", "b"], ["c"], ["d"]]]
+
+
+def test_lists_that_queue_during_a_decode_form_the_next_batch_together():
+    decoder = Decoder(hold_first=True)
+
+    async def main():
+        batcher = ListBatcher(decoder, max_items=10, wait_s=0.0)
+        first = asyncio.create_task(batcher.submit(["a"]))
+        await asyncio.to_thread(decoder.started.wait, 5)  # "a" is decoding
+        rest = [asyncio.create_task(batcher.submit([text])) for text in "bcd"]
+        await asyncio.sleep(0)  # one turn of the loop: the three tasks queue up behind the decode
+        decoder.release.set()
+        return await first, [await task for task in rest]
+
+    assert run(main()) == (["A"], [["B"], ["C"], ["D"]])
+    assert decoder.batches == [[["a"]], [["b"], ["c"], ["d"]]]
+
+
+def test_batches_stop_at_max_items_and_a_big_list_goes_alone():
+    decoder = Decoder()
+
+    async def main():
+        batcher = ListBatcher(decoder, max_items=3, wait_s=0.05)
+        return await asyncio.gather(batcher.submit(["a", "b"]), batcher.submit(["c", "d"]),
+                                    batcher.submit(["e", "f", "g", "h"]))
+
+    run(main())
+    assert decoder.batches == [[["a", "b"]], [["c", "d"]], [["e", "f", "g", "h"]]]
+
+
+def test_a_failed_decode_fails_its_callers_and_the_next_batch_still_runs():
+    decoder = Decoder(fail_on="x")
+
+    async def main():
+        batcher = ListBatcher(decoder, max_items=10, wait_s=0.05)
+        failed = await asyncio.gather(batcher.submit(["x"]), batcher.submit(["y"]), return_exceptions=True)
+        return failed, await batcher.submit(["z"])
+
+    failed, after = run(main())
+    assert all(isinstance(result, RuntimeError) for result in failed)
+    assert after == ["Z"]
+
+
+def test_a_cancelled_caller_is_skipped():
+    decoder = Decoder(hold_first=True)
+
+    async def main():
+        batcher = ListBatcher(decoder, max_items=10, wait_s=0.0)
+        first = asyncio.create_task(batcher.submit(["a"]))
+        await asyncio.to_thread(decoder.started.wait, 5)
+        gone = asyncio.create_task(batcher.submit(["b"]))
+        await asyncio.sleep(0)  # one turn of the loop: "b" is queued
+        gone.cancel()
+        decoder.release.set()
+        await first
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        return await batcher.submit(["c"])
+
+    assert run(main()) == ["C"]
+    assert ["b"] not in [items for batch in decoder.batches for items in batch]

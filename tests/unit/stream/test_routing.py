@@ -1,0 +1,33 @@
+"""Routing by input topic, then by the envelope's task."""
+from s2s.stream.config import RouteConfig
+from s2s.stream.messages import Reason, Rejection
+from s2s.stream.routing import Router
+
+EN_FR = RouteConfig(name="en-fr", input_topic="en", output_topic="fr", model="m1")
+EN_SUM = RouteConfig(name="en-sum", input_topic="en", output_topic="sum", model="m2", task="summarize")
+MAN = RouteConfig(name="man", input_topic="man", output_topic="man-out", model="m3", task="summarize")
+ROUTER = Router([EN_FR, EN_SUM, MAN])
+
+
+def test_topics():
+    assert ROUTER.topics() == ["en", "man"]
+
+
+def test_no_task_takes_the_first_route_of_the_topic():
+    assert ROUTER.route("en", None) is EN_FR
+    assert ROUTER.route("man", None) is MAN
+
+
+def test_task_picks_a_route_on_the_topic():
+    assert ROUTER.route("en", "summarize") is EN_SUM
+    assert ROUTER.route("en", "translate") is EN_FR
+
+
+def test_unknown_task_is_rejected_naming_what_is_served():
+    rejected = ROUTER.route("man", "translate")
+    assert isinstance(rejected, Rejection) and rejected.reason is Reason.UNKNOWN_TASK
+    assert "summarize" in rejected.detail
+
+
+def test_by_name():
+    assert ROUTER.by_name("man") is MAN

@@ -1,0 +1,75 @@
+"""The streaming config: defaults, validation messages that name the key, Serve files."""
+from pathlib import Path
+
+import pytest
+
+from s2s.stream.config import StreamConfigError, load_serve_file, stream_config_from_dict
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def route(**overrides):
+    base = {"name": "en-fr", "input_topic": "en", "output_topic": "fr", "model": "runs/bible-en-fr/best"}
+    return {**base, **overrides}
+
+
+def test_minimal_config_gets_defaults():
+    config = stream_config_from_dict({"routes": [route()]})
+    assert config.kafka.delivery == "at_least_once" and not config.kafka.exactly_once
+    assert config.routes[0].task == "translate"
+    assert config.input_topics() == ["en"]
+    assert config.all_topics() == ["en", "fr", "s2s-dead-letter"]
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"routes": [route()], "kafak": {}}, "unknown config key 'kafak'"),
+    ({"routes": [route(colour=1)]}, r"unknown config key 'routes\[0\].colour'"),
+    ({"routes": [route()], "kafka": {"delivery": "maybe"}}, "kafka.delivery"),
+    ({"routes": [route()], "kafka": {"max_poll_records": 0}}, "kafka.max_poll_records"),
+    ({"routes": [route()], "kafka": {"max_in_flight": 10}}, "max_in_flight must be at least"),
+    ({"routes": [route()], "kafka": {"flush_timeout_s": 200}}, "flush_timeout_s"),
+    ({"routes": [route()], "kafka": {"dead_letter_topic": "bad topic"}}, "dead_letter_topic"),
+    ({"routes": [route()], "limits": {"max_bytes": -1}}, "limits.max_bytes"),
+    ({"routes": [route()], "ingress": {"drain_timeout_s": 0}}, "ingress.drain_timeout_s"),
+    ({"routes": []}, "at least one route"),
+    ({"routes": [route(output_topic="en")]}, "must differ"),
+    ({"routes": [route(), route(name="b")]}, "share an input_topic and task"),
+    ({"routes": [route(), route(name="en-fr", task="x")]}, "duplicate route name"),
+    ({"routes": [route(), route(name="b", input_topic="fr", output_topic="de")]}, "both read and written"),
+    ({"routes": [route(name="Bad_Name")]}, "routes\\[\\].name"),
+    ({"routes": [route(loader="no-colon")]}, "loader"),
+    ({"routes": [route(device="tpu")]}, "device"),
+    ({"routes": [route(max_batch_size=0)]}, "max_batch_size"),
+    ({"routes": [{"name": "x", "input_topic": "a"}]}, "routes\\[0\\]"),
+    ({"routes": "en"}, "routes must be a list"),
+])
+def test_invalid_configs_name_the_problem(args, message):
+    with pytest.raises(StreamConfigError, match=message):
+        stream_config_from_dict(args)
+
+
+def test_two_tasks_on_one_topic_is_fine():
+    config = stream_config_from_dict({"routes": [route(), route(name="man", task="summarize", output_topic="sum")]})
+    assert [r.name for r in config.routes] == ["en-fr", "man"]
+
+
+@pytest.mark.parametrize("name", ["toy.yaml", "en-fr-man.yaml"])
+def test_shipped_serve_files_validate(name):
+    raw = load_serve_file(REPO / "cluster" / "serve" / name)
+    for app in raw["applications"]:
+        assert app["import_path"] == "s2s.stream.app:app_builder"
+        stream_config_from_dict(app["args"])
+
+
+def test_serve_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_serve_file(tmp_path / "missing.yaml")
+    (tmp_path / "empty.yaml").write_text("proxy_location: Disabled\n")
+    with pytest.raises(StreamConfigError, match="applications"):
+        load_serve_file(tmp_path / "empty.yaml")
+
+
+def test_drain_must_fit_in_the_session_timeout():
+    with pytest.raises(StreamConfigError, match="drain_timeout_s"):
+        stream_config_from_dict({"routes": [route()], "kafka": {"session_timeout_ms": 10_000},
+                                 "ingress": {"drain_timeout_s": 6}})

@@ -1,0 +1,172 @@
+"""The poll loop's delivery rules, with a scripted consumer, delivery and translator."""
+import asyncio
+import itertools
+import threading
+
+import pytest
+from kafka.structs import TopicPartition
+
+from s2s.stream import worker as worker_module
+from s2s.stream.config import stream_config_from_dict
+from s2s.stream.worker import DrainOnRevoke, StreamWorker
+
+from .fakes import FakeConsumer, FakeDelivery, FakeTranslator, records
+
+P0, P1 = TopicPartition("in", 0), TopicPartition("in", 1)
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch):
+    monkeypatch.setattr(worker_module, "RETRY_BACKOFF_S", 0)
+
+
+def config(**kafka):
+    settings = {"dead_letter_topic": "dlq", "max_poll_records": 4, "max_in_flight": 4, "commit_interval_ms": 1,
+                **kafka}
+    return stream_config_from_dict({
+        "kafka": settings, "ingress": {"drain_timeout_s": 0.2},
+        "routes": [{"name": "up", "input_topic": "in", "output_topic": "out", "model": "m"}]})
+
+
+def make_worker(polls, translator=None, delivery=None, **kafka):
+    """A worker wired to fakes, as run() leaves it before its first step."""
+    consumer = FakeConsumer(polls, {P0, P1})
+    delivery = delivery or FakeDelivery()
+    translator = translator or FakeTranslator()
+    ticks = itertools.count(start=1000.0, step=1.0)  # every clock read is one second later: intervals are due
+    worker = StreamWorker(config(**kafka), translator, lambda: consumer, delivery, now=lambda: next(ticks))
+    worker._consumer = consumer
+    return worker, consumer, delivery, translator
+
+
+def test_answers_are_delivered_in_order_then_committed():
+    polls = [records("in", 0, 0, [b"a", b"b"]) + records("in", 1, 0, [b"\xff"]), records("in", 0, 2, [b"c"])]
+    worker, consumer, delivery, _ = make_worker(polls)
+    worker.step()
+    worker.step()
+    assert delivery.values("out") == [b"A", b"B", b"C"]
+    assert delivery.values("dlq") == [b"\xff"]
+    assert consumer.commits == [{P0: 2, P1: 1}, {P0: 3}]  # only what changed is committed again
+    assert (worker.stats.answered, worker.stats.dead_lettered) == (3, 1)
+
+
+def test_nothing_is_committed_before_delivery_succeeds_and_a_failure_rewinds():
+    polled = records("in", 0, 5, [b"a", b"b"])
+    worker, consumer, delivery, _ = make_worker([polled, polled])  # Kafka hands them out again
+    delivery.fail_next = 1
+    worker.step()
+    assert consumer.seeks == [(P0, 5)] and delivery.delivered == []
+    assert consumer.commits in ([], [{P0: 5}])  # at most the starting position
+    worker.step()
+    assert delivery.values("out") == [b"A", b"B"]
+    assert consumer.commits[-1] == {P0: 7}
+    assert worker.stats.rewinds == 1 and "broker said no" in worker.stats.last_error
+
+
+def test_a_failed_translator_call_rewinds_instead_of_dead_lettering():
+    translator = FakeTranslator(immediate=False)
+    worker, consumer, delivery, _ = make_worker([records("in", 1, 0, [b"a"])], translator)
+    worker.step()
+    translator.release(RuntimeError("replica died"))
+    worker.step()
+    assert consumer.seeks == [(P1, 0)]
+    assert delivery.delivered == []
+
+
+def test_partitions_pause_while_too_much_is_in_flight_and_resume_after():
+    translator = FakeTranslator(immediate=False)
+    polls = [records("in", 0, 0, [b"a", b"b"]), records("in", 1, 0, [b"c", b"d"])]
+    worker, consumer, delivery, _ = make_worker(polls, translator)
+    worker.step()
+    assert consumer.paused_set == set()  # 2 in flight, limit 4
+    worker.step()
+    assert consumer.paused_set == {P0, P1}  # 4 in flight: pause, but keep polling
+    translator.release()
+    worker.step()
+    assert consumer.paused_set == set()
+    assert delivery.values("out") == [b"A", b"B", b"C", b"D"]
+
+
+def test_exactly_once_sends_offsets_with_the_outputs_and_never_commits_itself():
+    delivery = FakeDelivery(commits_offsets=True)
+    worker, consumer, _, _ = make_worker([records("in", 0, 0, [b"a"])], delivery=delivery)
+    worker.step()
+    [(out, offsets, group)] = delivery.delivered
+    assert [o.value for o in out] == [b"A"] and offsets == {P0: 1} and group == "group-metadata"
+    assert consumer.commits == []
+
+
+def test_commit_failure_is_retried_later():
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a"])])
+    consumer.fail_commit = True
+    worker.step()
+    assert worker.stats.commit_failures == 1 and consumer.commits == []
+    consumer.fail_commit = False
+    worker.step()
+    assert consumer.commits == [{P0: 1}]
+
+
+def test_revoke_drains_finished_work_and_rewinds_the_rest():
+    translator = FakeTranslator(immediate=False)
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a"])], translator,
+                                                commit_interval_ms=3_600_000)  # no commits in step()
+    worker.step()
+    translator.release()  # finished, but not yet delivered
+    worker._consumer.polls.append(records("in", 1, 0, [b"b"]))
+    worker.step()  # delivers "a", submits "b" (never answered)
+    offsets = worker.before_revoke({P0, P1})
+    assert delivery.values("out") == [b"A"]
+    assert (P1, 0) in consumer.seeks  # "b" was dropped: the next owner gets it
+    assert offsets == {P0: 1, P1: 0}
+
+
+def test_listener_commits_what_the_drain_made_safe():
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a"])], commit_interval_ms=3_600_000)
+    worker.step()
+    committed = []
+
+    async def commit_async(offsets):
+        committed.append({tp: meta.offset for tp, meta in offsets.items()})
+
+    consumer.commit_async = commit_async
+    asyncio.run(DrainOnRevoke(worker).on_partitions_revoked({P0}))
+    assert committed == [{P0: 1}]
+    assert worker.stats.revocations == 1
+
+
+def test_run_polls_until_stopped_then_drains_commits_and_closes():
+    stop = threading.Event()
+
+    class StopAfterFirst(FakeDelivery):
+        def deliver(self, out_records, offsets, group):
+            super().deliver(out_records, offsets, group)
+            stop.set()
+
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a"])], delivery=StopAfterFirst(),
+                                                commit_interval_ms=3_600_000)
+    worker.run(stop)
+    assert consumer.topics == ["in"] and isinstance(consumer.listener, DrainOnRevoke)
+    assert consumer.commits[-1] == {P0: 1}
+    assert consumer.closed and delivery.closed
+
+
+def test_a_trickle_is_gathered_into_one_list_until_full():
+    polls = [records("in", 0, 0, [b"a", b"b"]), records("in", 0, 2, [b"c"]), records("in", 1, 0, [b"d"])]
+    worker, consumer, delivery, translator = make_worker(polls, batch_linger_ms=3_600_000)
+    worker.step()
+    worker.step()
+    assert translator.calls == []  # 3 of max_poll_records=4, and the linger has not passed
+    worker.step()
+    assert [[item.text for item in items] for _, items in translator.calls] == [["a", "b", "c", "d"]]
+    assert delivery.values("out") == [b"A", b"B", b"C", b"D"]
+
+
+def test_gathered_records_are_sought_back_on_a_rewind():
+    translator = FakeTranslator(immediate=False)
+    polls = [records("in", 0, 0, [b"a", b"b", b"c", b"d"]), records("in", 0, 4, [b"e"]) + records("in", 1, 7, [b"f"])]
+    worker, consumer, delivery, _ = make_worker(polls, translator, batch_linger_ms=3_600_000)
+    worker.step()  # a full list: sent to the translator
+    translator.release(RuntimeError("replica died"))
+    worker.step()  # "e", "f" only gathered; the call failed: everything seeks back
+    assert sorted(consumer.seeks) == [(P0, 0), (P1, 7)]
+    assert worker._gathering == [] and not worker._ledger.has_pending()
