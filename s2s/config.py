@@ -117,6 +117,9 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     testing: TestingConfig = field(default_factory=TestingConfig)
+    # Ray Train options (workers, checkpoint_every, ...): kept as written here and
+    # validated by the Ray adapter (s2s/train/config.py), so the core stays Ray-free.
+    ray: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "ExperimentConfig":
         for section in (self.data, self.model, self.training, self.testing):

@@ -49,8 +49,11 @@ def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, rep
         admin.wait_for_topics(names, timeout_ms=30_000)
 
 
-def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
-    """Delete the topics; a topic that does not exist is not an error."""
+def delete_topics(bootstrap: str, names: Iterable[str], wait_s: float = 0.0) -> None:
+    """Delete the topics; a topic that does not exist is not an error.
+
+    Deletion is asynchronous in Kafka; with `wait_s` > 0 this returns only once the
+    topics are gone from the metadata, so they can be created afresh right away."""
     names = list(names)
     if not names:
         return
@@ -60,6 +63,11 @@ def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
             code = topic["error_code"]
             if code and code != UnknownTopicOrPartitionError.errno:
                 raise KafkaError(f"deleting topic {topic['name']!r} failed: {topic.get('error_message') or code}")
+        deadline = time.monotonic() + wait_s
+        while wait_s > 0 and set(names) & set(admin.list_topics()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics {names} still listed {wait_s:.0f}s after deletion")
+            time.sleep(0.2)  # metadata has no deletion event to wait on
 
 
 def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:

@@ -1,0 +1,225 @@
+"""Driver-side data: the training split as a tokenized Ray Dataset, the dev pairs, and
+the run's vocabulary kept next to its checkpoints.
+
+    Parquet --read_parquet(row_hash)--> clean + tokenize (map_batches)
+            --repartition into many small blocks--> materialize --> streaming_split per worker
+
+Each row keeps a stable id (Ray's deterministic `row_hash` of file path and position) so
+workers can record which examples an epoch has already covered.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from ..batching import truncate
+from ..config import DataConfig, ExperimentConfig
+from ..corpus import CorpusError, read_corpus
+from ..vocabulary import Vocabulary, learn_vocabularies
+from .sharding import Shard
+
+# Blocks per worker: streaming_split hands out whole blocks, so a few per worker keep
+# the shards within a block of each other in size.
+BLOCKS_PER_WORKER = 8
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def resolve_path(path: str) -> str:
+    """Absolute local path (workers run in other directories) or the URI unchanged."""
+    return path if is_uri(path) else str(Path(path).expanduser().resolve())
+
+
+def with_data_root(cfg: ExperimentConfig, root: str | None) -> ExperimentConfig:
+    """Read the config's relative data paths from `root` instead of the working directory.
+
+    A Ray job runs in an uploaded copy of the working dir without git-ignored files
+    (data/), so `--data-root` points back at where the data really is.
+    """
+    if not root:
+        return cfg
+
+    def rooted(path: str) -> str:
+        if not path or is_uri(path) or Path(path).is_absolute():
+            return path
+        return f"{root.rstrip('/')}/{path}" if is_uri(root) else str(Path(root) / path)
+
+    data = dataclasses.replace(cfg.data, train=rooted(cfg.data.train), dev=rooted(cfg.data.dev),
+                               test=rooted(cfg.data.test))
+    return cfg.replace(data=data)
+
+
+def check_data_paths(data: DataConfig) -> None:
+    """Fail before any Ray work when a configured corpus file does not exist."""
+    for key in ("train", "dev"):
+        path = getattr(data, key)
+        if path and not _exists(path):
+            raise CorpusError(f"data.{key}: {path}: no such file (relative paths are read from "
+                              f"{Path.cwd()}; a Ray job's working dir leaves out git-ignored "
+                              f"data: pass --data-root, or use absolute paths or URIs)")
+
+
+def _exists(path: str) -> bool:
+    if not is_uri(path):
+        return Path(path).is_file()
+    fs, inner = pafs.FileSystem.from_uri(path)
+    return fs.get_file_info(inner).type == pafs.FileType.File
+
+
+def read_pairs(path: str) -> pa.Table:
+    """A (src, tgt) table from a local corpus file or a Parquet URI, cleaned like the core."""
+    if not is_uri(path):
+        return read_corpus(path)
+    fs, inner = pafs.FileSystem.from_uri(path)
+    return clean_pairs(pq.read_table(inner, filesystem=fs, columns=["src", "tgt"]))
+
+
+def clean_pairs(table: pa.Table) -> pa.Table:
+    """Strip both sides and drop pairs where either is empty, as `read_corpus` does."""
+    src = pc.utf8_trim_whitespace(table.column("src").cast(pa.string()))
+    tgt = pc.utf8_trim_whitespace(table.column("tgt").cast(pa.string()))
+    keep = pc.and_(pc.fill_null(pc.greater(pc.utf8_length(src), 0), False),
+                   pc.fill_null(pc.greater(pc.utf8_length(tgt), 0), False))
+    cleaned = table.set_column(table.schema.get_field_index("src"), "src", src)
+    cleaned = cleaned.set_column(cleaned.schema.get_field_index("tgt"), "tgt", tgt)
+    return cleaned.filter(keep)
+
+
+def dev_pairs(cfg: ExperimentConfig, train: pa.Table | None) -> pa.Table:
+    """The dev sentences evaluated at each report (the first rows of train when no dev)."""
+    if cfg.data.dev:
+        table = read_pairs(resolve_path(cfg.data.dev))
+    else:
+        table = (train if train is not None else read_pairs(resolve_path(cfg.data.train)))
+        table = table.slice(0, 200)
+    limit = cfg.training.dev_sentences
+    return table.slice(0, limit) if limit > 0 else table
+
+
+# ---------------------------------------------------------------------------------------
+# The run's vocabulary, stored under STORAGE/RUN_NAME/s2s_vocab so a rerun of the same
+# run (after the driver died) tokenizes exactly as the checkpoints expect.
+# ---------------------------------------------------------------------------------------
+
+class RunStorage:
+    def __init__(self, storage_path: str, run_name: str):
+        self.storage_path, self.run_name = resolve_path(storage_path), run_name
+        if is_uri(self.storage_path):
+            self.fs, root = pafs.FileSystem.from_uri(self.storage_path)
+        else:
+            self.fs, root = pafs.LocalFileSystem(), self.storage_path
+        self.vocab_dir = f"{root.rstrip('/')}/{run_name}/s2s_vocab"
+
+    def load_vocabularies(self) -> tuple[Vocabulary, Vocabulary] | None:
+        files = {info.base_name: info.path for info in self._listing()}
+        if "vocab.spm" in files:
+            shared = Vocabulary(self._read(files["vocab.spm"]))
+            return shared, shared
+        if {"src.spm", "tgt.spm"} <= set(files):
+            return Vocabulary(self._read(files["src.spm"])), Vocabulary(self._read(files["tgt.spm"]))
+        return None
+
+    def save_vocabularies(self, src: Vocabulary, tgt: Vocabulary) -> None:
+        self.fs.create_dir(self.vocab_dir, recursive=True)
+        named = {"vocab.spm": src} if src is tgt else {"src.spm": src, "tgt.spm": tgt}
+        for name, vocab in named.items():
+            with self.fs.open_output_stream(f"{self.vocab_dir}/{name}") as out:
+                out.write(vocab.model_proto)
+
+    def _listing(self) -> list[pafs.FileInfo]:
+        if self.fs.get_file_info(self.vocab_dir).type != pafs.FileType.Directory:
+            return []
+        return self.fs.get_file_info(pafs.FileSelector(self.vocab_dir))
+
+    def _read(self, path: str) -> bytes:
+        with self.fs.open_input_stream(path) as stream:
+            return stream.read()
+
+
+def learn_and_store_vocabularies(cfg: ExperimentConfig, storage: RunStorage,
+                                 train: pa.Table) -> tuple[Vocabulary, Vocabulary]:
+    """Learn the vocabulary on the training split, as the core trainer does, and store it."""
+    src, tgt = learn_vocabularies(train.column("src").to_pylist(), train.column("tgt").to_pylist(),
+                                  cfg.data.tokenizer, cfg.training.seed)
+    storage.save_vocabularies(src, tgt)
+    return src, tgt
+
+
+# ---------------------------------------------------------------------------------------
+# The Ray Dataset (imports ray inside: this module is also used by ray-free unit tests)
+# ---------------------------------------------------------------------------------------
+
+def training_dataset(path: str, src: Vocabulary, tgt: Vocabulary, data: DataConfig,
+                     workers: int) -> Any:
+    """The tokenized training split, materialized in small blocks: columns id, src_ids, tgt_ids.
+
+    Materializing on the driver does the tokenization once per run (not per epoch or per
+    restart) and before the workers hold the cluster's CPUs, which Ray Data tasks need.
+    """
+    import ray.data
+
+    ds = _read_with_ids(path)
+    shared = src is tgt
+    ds = ds.map_batches(tokenize_batch, batch_format="pyarrow", batch_size=1024, fn_kwargs={
+        "src_proto": src.model_proto, "tgt_proto": None if shared else tgt.model_proto,
+        "max_src": data.max_src_len, "max_tgt": data.max_tgt_len})
+    tokenized = ds.materialize()
+    rows = tokenized.count()
+    if rows < workers:
+        raise CorpusError(f"data.train: {rows} usable pairs cannot feed {workers} workers")
+    per_block = max(1, math.ceil(rows / (workers * BLOCKS_PER_WORKER)))
+    return tokenized.repartition(target_num_rows_per_block=per_block).materialize()
+
+
+def _read_with_ids(path: str) -> Any:
+    import ray.data
+
+    if path.endswith(".parquet") or is_uri(path):
+        ds = ray.data.read_parquet(path, include_row_hash=True)
+        return ds.select_columns(["src", "tgt", "row_hash"]).rename_columns({"row_hash": "id"})
+    # TSV / JSONL: read by the core on the driver; the row number is a stable id.
+    table = read_corpus(path)
+    table = table.append_column("id", pa.array(np.arange(table.num_rows, dtype=np.uint64)))
+    return ray.data.from_arrow(table)
+
+
+@functools.lru_cache(maxsize=4)
+def _vocab(proto: bytes) -> Vocabulary:
+    # Ray Data calls the UDF once per batch; building a SentencePiece processor each time
+    # would cost more than encoding the batch.
+    return Vocabulary(proto)
+
+
+def tokenize_batch(batch: pa.Table, src_proto: bytes, tgt_proto: bytes | None,
+                   max_src: int, max_tgt: int) -> pa.Table:
+    """Clean, encode and truncate a batch like the core's `encode_corpus`."""
+    batch = clean_pairs(batch)
+    src_vocab = _vocab(src_proto)
+    tgt_vocab = src_vocab if tgt_proto is None else _vocab(tgt_proto)
+    src = truncate(src_vocab.encode(batch.column("src").to_pylist()), max_src)
+    tgt = truncate(tgt_vocab.encode(batch.column("tgt").to_pylist()), max_tgt)
+    ids = pa.list_(pa.int32())
+    return pa.table({"id": batch.column("id").cast(pa.uint64()),
+                     "src_ids": pa.array(src, type=ids), "tgt_ids": pa.array(tgt, type=ids)})
+
+
+def read_shard(iterator: Any) -> Shard:
+    """Pull a worker's whole shard out of its Ray Data iterator into memory."""
+    ids, src, tgt = [], [], []
+    for batch in iterator.iter_batches(batch_size=4096, batch_format="pyarrow"):
+        ids.append(batch.column("id").to_numpy())
+        src.extend(batch.column("src_ids").to_pylist())
+        tgt.extend(batch.column("tgt_ids").to_pylist())
+    all_ids = np.concatenate(ids).astype(np.uint64) if ids else np.zeros(0, dtype=np.uint64)
+    return Shard(all_ids, src, tgt)

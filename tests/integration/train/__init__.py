@@ -1,0 +1,1 @@
+"""Integration tests of the Ray Train adapter on real local Ray clusters."""

@@ -1,0 +1,100 @@
+"""Two Ray Train workers on a 2-node local cluster train the toy task.
+
+One training run (module fixture) is checked from several sides: placement, learning,
+exactly-once sharding per epoch, and the exported model in the core format.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s2s.cli import main
+from s2s.corpus import read_corpus
+from s2s.metrics import task_metrics
+from s2s.prediction import Translator
+from s2s.train.config import load_ray_config
+from s2s.train.launcher import train_on_ray
+from s2s.train.progress import read_records
+
+from .helpers import TRAIN_PAIRS, toy_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(420)]
+
+EPOCHS = 4
+
+
+@dataclass
+class Run:
+    out: Path
+    summary: dict[str, Any]
+    records: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def two_node_run(ray_cluster, toy_data, tmp_path_factory) -> Run:
+    base = tmp_path_factory.mktemp("two-node")
+    config = toy_config(base / "c.yaml", toy_data, epochs=EPOCHS,
+                        ray={"workers": 2, "placement_strategy": "STRICT_SPREAD",
+                             "record_examples_dir": str(base / "audit")})
+    summary = train_on_ray(*load_ray_config(config), base / "run")
+    return Run(base, summary, read_records(base / "run" / "progress.jsonl"))
+
+
+def test_two_workers_on_two_nodes_learn_the_toy_task(two_node_run, ray_cluster):
+    records, summary = two_node_run.records, two_node_run.summary
+    assert [r["epoch"] for r in records] == list(range(1, EPOCHS + 1))   # one report per epoch
+    assert all(len(set(r["nodes"])) == 2 for r in records)               # one worker per node
+    assert all(len(r["tokens_per_s_workers"]) == 2 and min(r["tokens_per_s_workers"]) > 0
+               for r in records)
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    assert summary["best_score"] > 60 and summary["epochs"] == EPOCHS
+    assert summary["final_metrics"]["step"] == records[-1]["step"]
+    run_dir = two_node_run.out / "run"
+    assert len(json.loads((run_dir / "history.json").read_text())) == EPOCHS
+    assert (run_dir / "training_curve.png").stat().st_size > 0
+
+
+def test_shards_are_disjoint_and_cover_the_data_every_epoch(two_node_run):
+    per_epoch: dict[int, list[list[int]]] = defaultdict(lambda: [[], []])
+    for line in (two_node_run.out / "audit" / "examples.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        per_epoch[entry["epoch"]][entry["rank"]].extend(entry["ids"])
+    assert sorted(per_epoch) == list(range(EPOCHS))
+    first_epoch_ids = None
+    for epoch, (rank0, rank1) in sorted(per_epoch.items()):
+        assert len(rank0) == len(set(rank0)) and len(rank1) == len(set(rank1)), epoch
+        assert not set(rank0) & set(rank1), epoch
+        assert len(rank0) + len(rank1) == TRAIN_PAIRS, epoch
+        assert abs(len(rank0) - len(rank1)) < TRAIN_PAIRS // 4, epoch      # roughly balanced
+        first_epoch_ids = first_epoch_ids or set(rank0) | set(rank1)
+        assert set(rank0) | set(rank1) == first_epoch_ids, epoch             # same examples
+
+
+def test_exported_model_translates(two_node_run, toy_data, tmp_path, capsys):
+    best = two_node_run.out / "run" / "best"
+    assert not (best / "trainer_state.pt").exists()       # a model, not a resume point
+    test = read_corpus(toy_data / "test.parquet").slice(0, 100)
+    src, refs = test.column("src").to_pylist(), test.column("tgt").to_pylist()
+    hyps = Translator.from_checkpoint(best, "cpu").best(src, beam=1)
+    assert task_metrics("translate", hyps, refs)["bleu"] > 60
+
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(src[:5]) + "\n")
+    assert main(["translate", "--model", str(best), "--input", str(source), "--beam", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == hyps[:5]
+
+
+def test_more_workers_than_the_cluster_holds_fail_fast(ray_cluster, toy_data, tmp_path, capsys):
+    config = toy_config(tmp_path / "c.yaml", toy_data)
+    started = time.monotonic()
+    code = main(["train", "--ray", "--config", str(config), "--out", str(tmp_path / "run"),
+                 "--workers", "5"])
+    assert code == 2 and time.monotonic() - started < 60
+    assert ("5 workers requested (1 CPU each, PACK), but the cluster (2 nodes, 4 CPUs, 0 GPUs) "
+            "can hold at most 4") in capsys.readouterr().err
