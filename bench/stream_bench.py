@@ -24,7 +24,6 @@ import dataclasses
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.common import print_table, write_results  # noqa: E402
+from s2s.localhost import free_ports  # noqa: E402
 
 KAFKA_SH = REPO / "cluster" / "kafka" / "kafka.sh"
 TOKENS = list("abcdefghij") + [str(n) for n in range(10)]
@@ -46,17 +46,6 @@ IDENTITY_TARGET = 3000.0  # messages/s
 
 
 # -- infrastructure ---------------------------------------------------------------------------
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
 
 class Broker:
     """$S2S_KAFKA_BOOTSTRAP's cluster, or a broker of this run only (stopped and deleted at exit)."""

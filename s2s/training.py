@@ -4,29 +4,23 @@ early stopping and best/last checkpoints. The Ray Train worker reuses
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from .batching import Batch, collate, token_batches, truncate
-from .checkpoint import load_checkpoint, load_trainer_state, save_checkpoint
-from .config import ExperimentConfig, TrainingConfig
+from .config import TrainingConfig
 from .loss import sequence_loss
 from .metrics import task_metrics
-from .model import Seq2Seq, build_model
-from .prediction import Translator, resolve_device
-from .vocabulary import Vocabulary, learn_vocabularies
+from .prediction import Translator
+from .vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 

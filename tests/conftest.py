@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from s2s.localhost import free_ports
 
 from s2s.stream.kafka_admin import BOOTSTRAP_ENV, create_topics, delete_topics, wait_for_broker
 
@@ -45,23 +46,11 @@ class KafkaBroker:
                               capture_output=True, text=True, **kwargs)
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports the OS just handed out on 127.0.0.1 (all bound at once, so they are distinct)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _start_test_broker() -> KafkaBroker:
     """Start a broker of this test session only, on fresh ports, under .kafka/test-<port>/."""
     last_error = ""
     for _attempt in range(3):  # another process may grab a free port before the broker binds it
-        port, controller_port = _free_ports(2)
+        port, controller_port = free_ports(2)
         env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller_port),
                    KAFKA_HOME_DIR=str(REPO_DIR / ".kafka" / f"test-{port}"))
         broker = KafkaBroker(f"127.0.0.1:{port}", env)

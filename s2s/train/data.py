@@ -167,7 +167,6 @@ def training_dataset(path: str, src: Vocabulary, tgt: Vocabulary, data: DataConf
     Materializing on the driver does the tokenization once per run (not per epoch or per
     restart) and before the workers hold the cluster's CPUs, which Ray Data tasks need.
     """
-    import ray.data
 
     ds = _read_with_ids(path)
     shared = src is tgt
