@@ -41,12 +41,17 @@ def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, rep
         return
     spec = {name: {"num_partitions": partitions, "replication_factor": replication_factor} for name in names}
     with _admin(bootstrap) as admin:
-        result = admin.create_topics(spec, raise_errors=False)
-        for topic in result["topics"]:
-            code = topic["error_code"]
-            if code and code != TopicAlreadyExistsError.errno:
-                raise KafkaError(f"creating topic {topic['name']!r} failed: {topic.get('error_message') or code}")
+        _raise_topic_errors(admin.create_topics(spec, raise_errors=False), "creating",
+                            TopicAlreadyExistsError.errno)
         admin.wait_for_topics(names, timeout_ms=30_000)
+
+
+def _raise_topic_errors(result: dict, verb: str, harmless_code: int) -> None:
+    """Raise for the first per-topic error in an admin response, except `harmless_code`."""
+    for topic in result["topics"]:
+        code = topic["error_code"]
+        if code and code != harmless_code:
+            raise KafkaError(f"{verb} topic {topic['name']!r} failed: {topic.get('error_message') or code}")
 
 
 def delete_topics(bootstrap: str, names: Iterable[str], wait_s: float = 0.0) -> None:
@@ -58,11 +63,8 @@ def delete_topics(bootstrap: str, names: Iterable[str], wait_s: float = 0.0) -> 
     if not names:
         return
     with _admin(bootstrap) as admin:
-        result = admin.delete_topics(names, raise_errors=False)
-        for topic in result["topics"]:
-            code = topic["error_code"]
-            if code and code != UnknownTopicOrPartitionError.errno:
-                raise KafkaError(f"deleting topic {topic['name']!r} failed: {topic.get('error_message') or code}")
+        _raise_topic_errors(admin.delete_topics(names, raise_errors=False), "deleting",
+                            UnknownTopicOrPartitionError.errno)
         deadline = time.monotonic() + wait_s
         while wait_s > 0 and set(names) & set(admin.list_topics()):
             if time.monotonic() > deadline:
