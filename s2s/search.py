@@ -94,11 +94,16 @@ class _BeamState:
         ranks = torch.arange(top_scores.size(1), device=token.device).unsqueeze(0)
         ends = (token == EOS_ID) & (ranks < self.beam) & torch.isfinite(top_scores)
         ends &= ~self.done.unsqueeze(1)
-        for b, k in ends.nonzero().tolist():
-            row = b * self.beam + int(origin[b, k])
-            raw = float(top_scores[b, k])
-            self.finished[b].append(Hypothesis(self.history[row].tolist(),
-                                               raw / length_penalty(t + 1, self.alpha), raw))
+        found = ends.nonzero().tolist()
+        if not found:
+            return
+        # One conversion each instead of a tensor lookup per hypothesis.
+        scores, origins = top_scores.tolist(), origin.tolist()
+        rows = [b * self.beam + origins[b][k] for b, k in found]
+        histories = self.history[rows].tolist()
+        for (b, k), tokens in zip(found, histories):
+            raw = scores[b][k]
+            self.finished[b].append(Hypothesis(tokens, raw / length_penalty(t + 1, self.alpha), raw))
 
     def advance(self, top_scores, origin, token) -> torch.Tensor:
         """Keep the best `beam` non-eos candidates; returns flat rows to reorder by."""
@@ -113,12 +118,14 @@ class _BeamState:
         return rows, token.view(-1)
 
     def update_done(self) -> None:
+        best_live = self.scores.max(dim=1).values.tolist()
+        done = self.done.tolist()
         for b in range(self.batch):
-            if not self.done[b]:
-                self.done[b] = self._item_done(b)
+            done[b] = done[b] or self._item_done(b, best_live[b])
+        self.done = torch.tensor(done, device=self.scores.device)
 
-    def _item_done(self, b: int) -> bool:
-        pool, best_live = self.finished[b], float(self.scores[b].max())
+    def _item_done(self, b: int, best_live: float) -> bool:
+        pool = self.finished[b]
         if best_live == NEG_INF or len(pool) >= self.beam:
             return True
         # With alpha = 0 a live score only falls as it grows, so it is an upper bound.
