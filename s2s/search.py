@@ -88,6 +88,7 @@ class _BeamState:
         self.history = torch.zeros(batch * beam, 0, dtype=torch.long, device=device)
         self.finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
         self.done = torch.zeros(batch, dtype=torch.bool, device=device)
+        self.items = list(range(batch))          # live position -> source index
 
     def collect(self, t, top_scores, origin, token):
         """Move eos candidates ranked within the top `beam` into the finished pool."""
@@ -103,7 +104,8 @@ class _BeamState:
         histories = self.history[rows].tolist()
         for (b, k), tokens in zip(found, histories):
             raw = scores[b][k]
-            self.finished[b].append(Hypothesis(tokens, raw / length_penalty(t + 1, self.alpha), raw))
+            self.finished[self.items[b]].append(
+                Hypothesis(tokens, raw / length_penalty(t + 1, self.alpha), raw))
 
     def advance(self, top_scores, origin, token) -> torch.Tensor:
         """Keep the best `beam` non-eos candidates; returns flat rows to reorder by."""
@@ -125,12 +127,25 @@ class _BeamState:
         self.done = torch.tensor(done, device=self.scores.device)
 
     def _item_done(self, b: int, best_live: float) -> bool:
-        pool = self.finished[b]
+        pool = self.finished[self.items[b]]
         if best_live == NEG_INF or len(pool) >= self.beam:
             return True
         # With alpha = 0 a live score only falls as it grows, so it is an upper bound.
         return (self.alpha == 0 and len(pool) >= self.n_best
                 and max(h.score for h in pool) >= best_live)
+
+    def compact(self) -> torch.Tensor | None:
+        """Drop sources that are done, so later steps compute only live ones.
+        Returns the flat rows kept (None when every source is still live)."""
+        keep = (~self.done).nonzero().squeeze(1)
+        if keep.numel() == self.batch:
+            return None
+        offsets = torch.arange(self.beam, device=keep.device)
+        rows = (keep.unsqueeze(1) * self.beam + offsets).view(-1)
+        self.scores, self.done, self.history = self.scores[keep], self.done[keep], self.history[rows]
+        self.items = [self.items[i] for i in keep.tolist()]
+        self.batch = len(self.items)
+        return rows
 
     def results(self) -> list[list[Hypothesis]]:
         return [sorted(pool, key=lambda h: -h.score)[: self.n_best] for pool in self.finished]
@@ -151,13 +166,17 @@ def beam_search(model: Seq2Seq, enc: Memory, max_lens: torch.Tensor, beam: int =
         step_lp, state, feed, _ = model.decode_step(prev, state, feed, enc)
         step_lp = restrict(step_lp, t >= caps)
         vocab = step_lp.size(-1)
-        cand = (beams.scores.view(-1, 1) + step_lp).view(batch, -1)   # batch x beam*vocab
+        cand = (beams.scores.view(-1, 1) + step_lp).view(beams.batch, -1)  # live x beam*vocab
         top_scores, top_ids = cand.topk(min(2 * beam, cand.size(1)), dim=1)
         origin, token = top_ids // vocab, top_ids % vocab
         beams.collect(t, top_scores, origin, token)
         rows, prev = beams.advance(top_scores, origin, token)
         if bool(beams.done.all()):
             break
+        kept = beams.compact()
+        if kept is not None:                       # reorder and drop finished sources at once
+            rows, prev, caps = rows[kept], prev[kept], caps[kept]
+            enc = enc.select(kept)
         state = reorder_state(state, rows)
         feed = None if feed is None else feed.index_select(0, rows)
     return beams.results()
