@@ -32,8 +32,8 @@ def length_penalty(length: torch.Tensor | int, alpha: float) -> torch.Tensor | f
 
 
 def restrict(log_probs: torch.Tensor, at_cap: torch.Tensor) -> torch.Tensor:
-    """Ban pad/bos everywhere; allow only eos for rows at their length cap."""
-    log_probs = log_probs.clone()
+    """Ban pad/bos everywhere; allow only eos for rows at their length cap.
+    Works in place: callers pass the fresh output of a decoder step."""
     log_probs[:, [PAD_ID, BOS_ID]] = NEG_INF
     eos = log_probs[:, EOS_ID].clone()
     log_probs[at_cap] = NEG_INF
