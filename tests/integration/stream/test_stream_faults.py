@@ -74,7 +74,7 @@ def test_killing_an_ingress_and_a_translator_replica_loses_nothing(stream_app, t
 
     # Calls in flight on the killed translator fail; the ingress replicas retry them from Kafka.
     ray.kill(replica_actor(app.name, "translator-toy"), no_restart=True)
-    assert wait_for(lambda: sum(s["rewinds"] for s in app.stats() if isinstance(s, dict)) >= 1, timeout_s=60)
+    assert wait_for(lambda: sum(s["rewinds"] for s in app.stats() if isinstance(s, dict)) >= 1, timeout_s=150)
     # The killed ingress commits nothing more; its partitions move to the other replica.
     ray.kill(replica_actor(app.name, "ingress"), no_restart=True)
 
