@@ -1,6 +1,7 @@
 """Pictures: attention matrices and training curves (matplotlib, no display needed)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -42,3 +43,11 @@ def plot_history(history: Sequence[dict[str, float]], path: str | Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def write_history(history: Sequence[dict[str, float]], out_dir: str | Path) -> None:
+    """OUT/history.json and, when there is anything to draw, OUT/training_curve.png."""
+    out_dir = Path(out_dir)
+    (out_dir / "history.json").write_text(json.dumps(list(history), indent=2))
+    if history:
+        plot_history(history, out_dir / "training_curve.png")

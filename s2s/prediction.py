@@ -88,16 +88,13 @@ class Translator:
         alpha = self.testing.length_penalty if alpha is None else alpha
         self.model.eval()
         src_ids = self.encode_sources(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(src_ids[i]))
-        results: list[list[Translation]] = [[] for _ in texts]
+        # Empty texts are answered without decoding; the rest go in length-sorted chunks.
+        results = [[Translation("", 0.0, [], [])] if not ids else [] for ids in src_ids]
+        order = sorted((i for i, ids in enumerate(src_ids) if ids), key=lambda i: len(src_ids[i]))
         for start in range(0, len(order), self.testing.batch_size):
-            chunk = [i for i in order[start:start + self.testing.batch_size] if src_ids[i]]
-            for i in order[start:start + self.testing.batch_size]:
-                if not src_ids[i]:
-                    results[i] = [Translation("", 0.0, [], [])]
-            if chunk:
-                self._decode_chunk(chunk, src_ids, results, beam, n_best, max_len, alpha,
-                                   keep_attention)
+            chunk = order[start:start + self.testing.batch_size]
+            self._decode_chunk(chunk, src_ids, results, beam, n_best, max_len, alpha,
+                               keep_attention)
         return results
 
     def _decode_chunk(self, chunk, src_ids, results, beam, n_best, max_len, alpha, keep_attention):

@@ -8,7 +8,6 @@ OUT/training_curve.png.
 """
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -23,7 +22,7 @@ from .checkpoint import load_checkpoint, load_trainer_state, save_checkpoint
 from .config import ExperimentConfig
 from .corpus import read_corpus
 from .model import build_model
-from .plotting import plot_history
+from .plotting import write_history
 from .prediction import Translator, resolve_device
 from .training import (LRSchedule, Progress, encode_corpus, evaluate, rng_state,
                        seed_everything, set_rng_state, set_threads, train_step)
@@ -40,17 +39,19 @@ class Trainer:
         seed_everything(cfg.training.seed)
         self.device = resolve_device(cfg.training.device)
         self.progress = Progress()
-        self._load_vocab_and_model()
+        resume_state = load_trainer_state(self.out_dir / "last")
+        self._load_vocab_and_model(resume_state is not None)
         self._load_data()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.training.lr)
         self.schedule = LRSchedule(self.optimizer, cfg.training)
-        self._resume()
+        if resume_state is not None:
+            self._resume(resume_state)
 
-    def _load_vocab_and_model(self) -> None:
-        cfg, last = self.cfg, self.out_dir / "last"
+    def _load_vocab_and_model(self, resuming: bool) -> None:
+        cfg = self.cfg
         self.train_table = read_corpus(cfg.data.train)
-        if load_trainer_state(last) is not None:
-            loaded = load_checkpoint(last, self.device)
+        if resuming:
+            loaded = load_checkpoint(self.out_dir / "last", self.device)
             self.model, self.src_vocab, self.tgt_vocab = loaded.model, loaded.src_vocab, loaded.tgt_vocab
             return
         self.src_vocab, self.tgt_vocab = learn_vocabularies(
@@ -69,10 +70,7 @@ class Trainer:
         self.translator = Translator(self.model, self.src_vocab, self.tgt_vocab, self.cfg.testing,
                                      d.max_src_len, d.max_tgt_len, self.device)
 
-    def _resume(self) -> None:
-        state = load_trainer_state(self.out_dir / "last")
-        if state is None:
-            return
+    def _resume(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.progress = Progress(**state["progress"])
@@ -161,9 +159,7 @@ class Trainer:
     def _finish(self) -> dict[str, Any]:
         p = self.progress
         history = p.history
-        (self.out_dir / "history.json").write_text(json.dumps(history, indent=2))
-        if history:
-            plot_history(history, self.out_dir / "training_curve.png")
+        write_history(history, self.out_dir)
         return {"steps": p.step, "epochs": p.epoch, "best_score": p.best_score,
                 "tokens_per_s": p.tokens / max(p.train_seconds, 1e-9),
                 "best": str(self.out_dir / "best"), "history": history}

@@ -17,7 +17,6 @@ Running again with the same run name and storage resumes from the latest checkpo
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -34,7 +33,7 @@ from ray.train.torch import TorchTrainer
 
 from ..checkpoint import load_checkpoint, load_trainer_state, save_checkpoint
 from ..config import ExperimentConfig, TrainingConfig
-from ..plotting import plot_history
+from ..plotting import write_history
 from .config import RayTrainConfig
 from .data import (RunStorage, check_data_paths, dev_pairs, learn_and_store_vocabularies,
                    read_pairs, resolve_path, training_dataset)
@@ -250,9 +249,7 @@ def export_result(result: ray.train.Result, out_dir: Path,
                         loaded.config, loaded.manifest.get("metrics"))
     with result.checkpoint.as_directory() as path:
         history = load_trainer_state(path)["progress"]["history"]
-    (out_dir / "history.json").write_text(json.dumps(history, indent=2))
-    if history:
-        plot_history(history, out_dir / "training_curve.png")
+    write_history(history, out_dir)
     final = result.metrics or {}
     return {"run_name": ray_cfg.run_name, "storage": f"{ray_cfg.storage_path}/{ray_cfg.run_name}",
             "steps": final.get("step", 0), "epochs": final.get("epoch", 0),
