@@ -68,9 +68,15 @@ class RecurrentDecoder(nn.Module):
         return torch.cat(atts, 1), state, torch.cat(weights, 1), feed
 
     def _attend(self, outputs, keys, memory, mask):
-        contexts, weights = self.attention(outputs, keys, memory, mask)
+        """outputs: rows x tgt x hidden, where rows is batch, or batch * k for k hypotheses
+        per source in source-major order (beam search). Then the k hypotheses of a source
+        query its memory together, so the memory is never copied k times."""
+        rows, steps = outputs.size(0), outputs.size(1)
+        queries = outputs.reshape(keys.size(0), -1, outputs.size(2))  # batch x k*tgt x hidden
+        contexts, weights = self.attention(queries, keys, memory, mask)
+        contexts = contexts.reshape(rows, steps, -1)                # rows x tgt x mem
         att = torch.tanh(self.combine(torch.cat([outputs, contexts], dim=-1)))
-        return self.dropout(att), weights
+        return self.dropout(att), weights.reshape(rows, steps, -1)
 
 
 def reorder_state(state: State, index: torch.Tensor) -> State:

@@ -72,8 +72,9 @@ class Seq2Seq(nn.Module):
             enc.final.size(0), enc.memory)
 
     def decode_step(self, prev: torch.Tensor, state: State, feed, enc: Memory):
-        """prev: batch previous token ids. Returns (log_probs batch x vocab, state,
-        feed, attention weights batch x src_len)."""
+        """prev: rows previous token ids, rows = batch or batch * k (k hypotheses per source,
+        source-major, sharing the source's memory). Returns (log_probs rows x vocab, state,
+        feed, attention weights rows x src_len)."""
         emb = self.tgt_embed(prev).unsqueeze(1)                   # batch x 1 x emb
         att, state, weights, feed = self.decoder(emb, state, enc.keys, enc.memory, enc.mask, feed)
         log_probs = torch.log_softmax(self.output(att.squeeze(1)), dim=-1)

@@ -134,9 +134,9 @@ class _BeamState:
         return (self.alpha == 0 and len(pool) >= self.n_best
                 and max(h.score for h in pool) >= best_live)
 
-    def compact(self) -> torch.Tensor | None:
+    def compact(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Drop sources that are done, so later steps compute only live ones.
-        Returns the flat rows kept (None when every source is still live)."""
+        Returns (live sources kept, their flat rows), or None when every source is live."""
         keep = (~self.done).nonzero().squeeze(1)
         if keep.numel() == self.batch:
             return None
@@ -145,7 +145,7 @@ class _BeamState:
         self.scores, self.done, self.history = self.scores[keep], self.done[keep], self.history[rows]
         self.items = [self.items[i] for i in keep.tolist()]
         self.batch = len(self.items)
-        return rows
+        return keep, rows
 
     def results(self) -> list[list[Hypothesis]]:
         return [sorted(pool, key=lambda h: -h.score)[: self.n_best] for pool in self.finished]
@@ -156,10 +156,12 @@ def beam_search(model: Seq2Seq, enc: Memory, max_lens: torch.Tensor, beam: int =
                 n_best: int = 1, alpha: float = 1.0) -> list[list[Hypothesis]]:
     batch = max_lens.size(0)
     device = enc.memory.device
+    # The decoder state has a row per hypothesis; the encoder memory stays one per source.
     rows = torch.arange(batch, device=device).repeat_interleave(beam)
-    enc = enc.select(rows)
     caps = max_lens.to(device).repeat_interleave(beam)
     state, feed = model.start(enc)
+    state = reorder_state(state, rows)
+    feed = None if feed is None else feed.index_select(0, rows)
     beams = _BeamState(batch, beam, n_best, alpha, device)
     prev = torch.full((batch * beam,), BOS_ID, dtype=torch.long, device=device)
     for t in range(int(max_lens.max()) + 1):
@@ -175,8 +177,9 @@ def beam_search(model: Seq2Seq, enc: Memory, max_lens: torch.Tensor, beam: int =
             break
         kept = beams.compact()
         if kept is not None:                       # reorder and drop finished sources at once
-            rows, prev, caps = rows[kept], prev[kept], caps[kept]
-            enc = enc.select(kept)
+            sources, kept_rows = kept
+            rows, prev, caps = rows[kept_rows], prev[kept_rows], caps[kept_rows]
+            enc = enc.select(sources)
         state = reorder_state(state, rows)
         feed = None if feed is None else feed.index_select(0, rows)
     return beams.results()
