@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.common import print_table, write_results  # noqa: E402
 from s2s.localhost import free_ports  # noqa: E402
+from s2s.stream.local import replicas_at_normal_priority  # noqa: E402
 
 KAFKA_SH = REPO / "cluster" / "kafka" / "kafka.sh"
 TOKENS = list("abcdefghij") + [str(n) for n in range(10)]
@@ -324,6 +325,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="s2s-bench-"))
     ray_dir = tempfile.mkdtemp(prefix="s2s-ray-", dir="/tmp")
     try:
+        replicas_at_normal_priority()  # as `s2s serve` runs them
         ray.init(address="local", num_cpus=4, include_dashboard=False, object_store_memory=300 * 1024**2,
                  _temp_dir=ray_dir, log_to_driver=False)
         from ray import serve

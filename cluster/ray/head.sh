@@ -17,6 +17,8 @@ LOG_FILE="$HOME_DIR/head.log"
 TEMP_DIR="/tmp/s2s-ray-$(echo "$REPO" | md5sum | cut -c1-8)"
 export PATH="$REPO/.venv/bin:$PATH"   # job drivers run the venv's python
 export RAY_AUTH_MODE=disabled         # loopback-only cluster; the Jobs client needs no token
+# Ray starts workers at nice 15; here the replicas and trainers are the work (s2s/stream/local.py).
+export RAY_worker_niceness="${RAY_worker_niceness:-0}"
 
 running() { [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
 
