@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 # The Ray and Kafka adapters add their own subcommands (`serve`, `produce`,
 # `cluster`, `train --ray` ...). These modules only build parsers: they import
 # ray/kafka inside the handlers, so `s2s translate` never pays for them.
-ADAPTER_PARSERS = [m for m in ("s2s.train.cli_parsers", "s2s.stream.cli_parsers")
+ADAPTER_PARSERS = [m for m in ("s2s.train.cli_parsers", "s2s.stream.cli_parsers", "s2s.cluster.cli_parsers")
                    if importlib.util.find_spec(m) is not None]
 
 

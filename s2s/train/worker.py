@@ -29,6 +29,7 @@ from ..training import (LRSchedule, Progress, encode_corpus, evaluate, rng_state
                         seed_everything, set_rng_state, set_threads, train_step)
 from .data import read_shard
 from .job import TrainJob, epoch_seen_after, pack_state, unpack_state, window_stats
+from .metrics import TrainMetrics
 from .sharding import split_to_count
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class WorkerLoop:
         self._build(ray.train.get_checkpoint())
         self.ddp_model = ray.train.torch.prepare_model(self.model)
         self.window = {"loss": 0.0, "tokens": 0, "seconds": 0.0}
+        self.metrics = TrainMetrics(job.ray.run_name or self.cfg.name, self.rank)
         self.new_ids: list[int] = []    # trained on since the last report
         self.fail_at_step = int(os.environ.get(FAIL_AT_STEP_ENV) or 0)
         log.info("rank %d/%d: %d examples in shard, device %s, resumed from step %d",
@@ -145,6 +147,7 @@ class WorkerLoop:
         self.window["loss"] += loss
         self.window["tokens"] += batch.ntokens
         self.window["seconds"] += elapsed
+        self.metrics.record_step(batch.ntokens, self.window["tokens"], self.window["seconds"])
         self.new_ids.extend(self.shard.example_ids(positions))
 
     def _out_of_time(self) -> bool:

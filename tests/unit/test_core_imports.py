@@ -6,7 +6,7 @@ from pathlib import Path
 
 import s2s
 
-ADAPTERS = {"s2s.train", "s2s.stream"}
+ADAPTERS = {"s2s.train", "s2s.stream", "s2s.cluster"}
 
 
 def core_modules() -> list[str]:

@@ -6,7 +6,9 @@ exactly-once sharding per epoch, and the exported model in the core format.
 from __future__ import annotations
 
 import json
+import re
 import time
+import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +90,41 @@ def test_exported_model_translates(two_node_run, toy_data, tmp_path, capsys):
     source.write_text("\n".join(src[:5]) + "\n")
     assert main(["translate", "--model", str(best), "--input", str(source), "--beam", "1"]) == 0
     assert capsys.readouterr().out.splitlines() == hyps[:5]
+
+
+METRIC_LINE = re.compile(r'^(ray_s2s_train_\w+)\{(.*)\} (\S+)$')
+
+
+def scrape_train_metrics() -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of every s2s training series on every node's metrics port."""
+    import ray
+
+    samples = []
+    for node in ray.nodes():
+        if node["Alive"]:
+            url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+            for line in urllib.request.urlopen(url, timeout=10).read().decode().splitlines():
+                if match := METRIC_LINE.match(line):
+                    labels = dict(re.findall(r'(\w+)="([^"]*)"', match[2]))
+                    samples.append((match[1], labels, float(match[3])))
+    return samples
+
+
+def test_workers_export_tokens_per_second_as_ray_metrics(two_node_run, ray_cluster):
+    wanted = {(name, rank) for name in ("ray_s2s_train_tokens_total", "ray_s2s_train_tokens_per_second")
+              for rank in ("0", "1")}
+    deadline = time.monotonic() + 60   # Ray pushes worker metrics to the node every ~10 s
+    samples = scrape_train_metrics()
+    while not wanted <= {(name, labels.get("rank")) for name, labels, _ in samples}:
+        assert time.monotonic() < deadline, f"series missing after 60 s: {samples}"
+        time.sleep(2)
+        samples = scrape_train_metrics()
+    assert {labels["run"] for _, labels, _ in samples} == {"toy-reverse"}
+    trained = sum(r["window_tokens"] for r in two_node_run.records)
+    counted = sum(value for name, _, value in samples if name == "ray_s2s_train_tokens_total")
+    assert 0 < counted <= trained    # the last push before a worker exits may be lost
+    rates = [value for name, _, value in samples if name == "ray_s2s_train_tokens_per_second"]
+    assert min(rates) > 0 and max(rates) < 10 * max(two_node_run.records[-1]["tokens_per_s_workers"])
 
 
 def test_more_workers_than_the_cluster_holds_fail_fast(ray_cluster, toy_data, tmp_path, capsys):
