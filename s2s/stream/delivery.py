@@ -109,16 +109,23 @@ class TransactionalDelivery:
             return
         try:
             call_with_timeout(lambda: self._transaction(records, offsets, group), self._timeout_s, "transaction")
-        except (KafkaError, TimeoutError, OSError) as err:
-            self._drop_producer()
+        except (KafkaError, TimeoutError, OSError, DeliveryError) as err:
+            self._drop_producer()  # the next producer's init_transactions aborts the open transaction
             raise DeliveryError(f"transaction of {len(records)} records failed: {err!r}") from err
 
     def _transaction(self, records: Sequence[OutRecord], offsets: dict[TopicPartition, int], group: Any) -> None:
         producer = self._ensure_producer()
         producer.begin_transaction()
-        _send_all(producer, records)
+        futures = _send_all(producer, records)
         if offsets:
             producer.send_offsets_to_transaction(commit_map(offsets), group)
+        # kafka-python 3.0.12 fails a batch whose retries ran out, or that a producer-epoch bump
+        # dropped, without aborting the transaction: a commit would then store the input offsets
+        # without those outputs. So every record must be acknowledged before the commit.
+        producer.flush()
+        failed = [future for future in futures if not future.succeeded()]
+        if failed:
+            raise DeliveryError(f"{len(failed)} of {len(records)} records not acknowledged: {failed[0].exception!r}")
         producer.commit_transaction()
 
     def _ensure_producer(self) -> KafkaProducer:

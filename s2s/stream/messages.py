@@ -89,7 +89,9 @@ def decode_value(value: bytes | None, limits: Limits) -> Request | Rejection:
 def _decode_envelope(text: str, limits: Limits) -> Request | Rejection:
     try:
         fields = json.loads(text)
-    except json.JSONDecodeError as err:
+    except (ValueError, RecursionError) as err:
+        # JSONDecodeError is a ValueError; so is an integer of over 4,300 digits, and a deep
+        # nest of arrays overflows the parser's stack: all are poison, none may reach the loop.
         return Rejection(Reason.BAD_JSON, f"envelope is not valid JSON: {err}")
     if not isinstance(fields, dict):
         return Rejection(Reason.BAD_JSON, "envelope must be a JSON object")
@@ -117,6 +119,11 @@ def _field_problem(fields: dict, limits: Limits) -> str | None:
     task = fields.get("task")
     if task is not None and not isinstance(task, str):
         return "envelope 'task' must be a string"
+    for name in ("text", "id", "task"):
+        if isinstance(fields.get(name), str) and not _utf8_encodable(fields[name]):
+            # JSON's "\ud800" escapes decode to lone surrogates, which no UTF-8 output
+            # value or header can hold.
+            return f"envelope {name!r} holds a lone surrogate (not encodable as UTF-8)"
     for name, cap in (("beam", limits.max_beam), ("max_len", limits.max_len)):
         number = fields.get(name)
         if number is None:
@@ -124,6 +131,14 @@ def _field_problem(fields: dict, limits: Limits) -> str | None:
         if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= cap:
             return f"envelope {name!r} must be an integer in 1..{cap}, got {number!r}"
     return None
+
+
+def _utf8_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode_reply(request: Request, text: str, task: str) -> bytes:

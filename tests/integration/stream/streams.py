@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,6 +21,20 @@ def toy_texts(count: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(TOKENS) for _ in range(rng.randint(3, 8))) for _ in range(count)]
 
 
+# One input of every bad class; too_large needs limits.max_bytes=300, model_error the
+# loaders.py model that fails on "boom".
+BAD_INPUTS = {  # key -> (value, reason)
+    b"bad-utf8": (b"\xc3\x28 broken", "not_utf8"),
+    b"bad-json": (b'{"text": "a b" ', "bad_json"),
+    b"bad-empty": (b"   ", "empty_text"),
+    b"bad-empty-envelope": (b'{"text": ""}', "empty_text"),
+    b"bad-large": (b"a " * 200, "too_large"),
+    b"bad-task": (b'{"text": "a b c", "task": "summarize"}', "unknown_task"),
+    b"bad-field": (b'{"text": "a b c", "beam": 99}', "bad_field"),
+    b"bad-model": (b"a boom c", "model_error"),
+}
+
+
 @dataclass
 class StreamApp:
     name: str
@@ -30,8 +45,10 @@ class StreamApp:
     @classmethod
     def start(cls, name: str, bootstrap: str, topics: dict[str, str], model: str, *,
               delivery: str = "at_least_once", ingress_replicas: int = 1, translator_replicas: int = 1,
-              loader: str | None = None, limits: dict | None = None, **kafka) -> "StreamApp":
-        """serve.run the streaming app for ``topics`` (blocks until its replicas are up)."""
+              loader: str | None = None, limits: dict | None = None, ingress: dict | None = None,
+              **kafka) -> "StreamApp":
+        """serve.run the streaming app for ``topics`` (blocks until its replicas are up); run again
+        with the same name and topics, it updates the running application in place."""
         from ray import serve
 
         from s2s.stream.app import build_app
@@ -46,7 +63,7 @@ class StreamApp:
                     "heartbeat_interval_ms": 1_000, "flush_timeout_s": 30, **kafka}
         config = stream_config_from_dict({"kafka": settings, "routes": [route], "limits": limits or {},
                                           "ingress": {"num_replicas": ingress_replicas, "drain_timeout_s": 4,
-                                                      "call_timeout_s": 60}})
+                                                      "call_timeout_s": 60, **(ingress or {})}})
         serve.run(build_app(config), name=name, route_prefix=None)
         return cls(name, bootstrap, topics, settings["group_id"])
 
@@ -96,6 +113,13 @@ class TopicReader:
                 self.records.extend(batch)
         return self.records
 
+    def read_to_end(self, timeout_s: float) -> list:
+        """Poll until every partition is read up to its end offset as of now (for a read_committed
+        reader, its last stable offset); returns all records read."""
+        ends = self._consumer.end_offsets(list(self._consumer.assignment()))
+        return self.read_until(lambda _: all(self._consumer.position(tp) >= end for tp, end in ends.items()),
+                               timeout_s)
+
     def close(self) -> None:
         self._consumer.close()
 
@@ -137,3 +161,38 @@ def wait_for_commits(bootstrap: str, app: StreamApp, timeout_s: float = 60) -> d
 
 def header(record, name: str) -> str:
     return hdr.as_dict(record.headers).get(name, "")
+
+
+def replica_actor(app_name: str, deployment: str):
+    """One live replica actor of ``deployment`` (Serve names them SERVE_REPLICA::app#deployment#id)."""
+    import ray
+
+    prefix = f"SERVE_REPLICA::{app_name}#{deployment}#"
+    names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix))
+    assert names, f"no replica of {deployment} in {app_name}"
+    return ray.get_actor(names[0], namespace="serve")
+
+
+def produce_in_background(bootstrap: str, topic: str, items, pace_per_s: float) -> threading.Thread:
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            produce(bootstrap, topic, items, pace_per_s=pace_per_s, delivery_timeout_ms=170_000)
+        except BaseException as err:  # noqa: BLE001 - re-raised by the test below
+            errors.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.errors = errors
+    thread.start()
+    return thread
+
+
+def wait_for(condition, timeout_s: float) -> bool:
+    """Poll ``condition`` (replica counters; there is no event to wait on) until true or timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True

@@ -13,7 +13,7 @@ from s2s.prediction import Translator
 from s2s.stream import headers as hdr
 from s2s.stream.kafka_admin import end_offsets
 
-from .streams import TopicReader, by_key, header, produce, read_answers, toy_texts, wait_for_commits
+from .streams import BAD_INPUTS, TopicReader, by_key, header, produce, read_answers, toy_texts, wait_for_commits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -65,18 +65,6 @@ def test_per_key_order_is_kept(stream_app, toy_model):
     for key, answers in by_key(records).items():
         offsets = [int(header(r, hdr.SOURCE_OFFSET)) for r in answers]
         assert offsets == sorted(offsets), f"{key!r} answered out of order"
-
-
-BAD_INPUTS = {  # key -> (value, reason)
-    b"bad-utf8": (b"\xc3\x28 broken", "not_utf8"),
-    b"bad-json": (b'{"text": "a b" ', "bad_json"),
-    b"bad-empty": (b"   ", "empty_text"),
-    b"bad-empty-envelope": (b'{"text": ""}', "empty_text"),
-    b"bad-large": (b"a " * 200, "too_large"),
-    b"bad-task": (b'{"text": "a b c", "task": "summarize"}', "unknown_task"),
-    b"bad-field": (b'{"text": "a b c", "beam": 99}', "bad_field"),
-    b"bad-model": (b"a boom c", "model_error"),
-}
 
 
 def test_every_bad_input_class_is_dead_lettered_once_and_good_traffic_flows(stream_app, toy_model):

@@ -5,14 +5,12 @@ has its answer (duplicates are allowed in at-least-once mode only).
 """
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from s2s.prediction import Translator
 
-from .streams import TopicReader, by_key, keys_of, produce, read_answers, toy_texts
+from .streams import (TopicReader, by_key, keys_of, produce, produce_in_background, read_answers,
+                      replica_actor, toy_texts, wait_for)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -25,31 +23,6 @@ def keyed(toy_model):
     texts = toy_texts(COUNT, seed=11)
     answers = Translator.from_checkpoint(toy_model, device="cpu").best(texts)
     return [(f"key-{i}".encode(), t.encode(), a.encode()) for i, (t, a) in enumerate(zip(texts, answers))]
-
-
-def replica_actor(app_name: str, deployment: str):
-    """One live replica actor of ``deployment`` (Serve names them SERVE_REPLICA::app#deployment#id)."""
-    import ray
-
-    prefix = f"SERVE_REPLICA::{app_name}#{deployment}#"
-    names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix))
-    assert names, f"no replica of {deployment} in {app_name}"
-    return ray.get_actor(names[0], namespace="serve")
-
-
-def produce_in_background(bootstrap: str, topic: str, items, pace_per_s: float) -> threading.Thread:
-    errors: list[BaseException] = []
-
-    def run():
-        try:
-            produce(bootstrap, topic, items, pace_per_s=pace_per_s, delivery_timeout_ms=170_000)
-        except BaseException as err:  # noqa: BLE001 - re-raised by the test below
-            errors.append(err)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.errors = errors
-    thread.start()
-    return thread
 
 
 def assert_all_answered(records, keyed, duplicates_allowed: bool) -> None:
@@ -84,16 +57,6 @@ def test_killing_an_ingress_and_a_translator_replica_loses_nothing(stream_app, t
     reader.close()
     assert_all_answered(records, keyed, duplicates_allowed=True)
     print(f"answers read: {len(records)} for {COUNT} keys; live ingress replicas: {app.stats()}")
-
-
-def wait_for(condition, timeout_s: float) -> bool:
-    """Poll ``condition`` (replica counters; there is no event to wait on) until true or timeout."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
 
 
 @pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])

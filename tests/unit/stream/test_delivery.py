@@ -80,6 +80,19 @@ def test_transaction_holds_outputs_and_offsets():
     assert producer.log[4] == ("offsets", {P0: 3}, "group-meta")
 
 
+def test_a_transaction_with_an_unacknowledged_record_is_never_committed():
+    # Regression (chaos suite, broker restart): kafka-python may fail a record without aborting
+    # the transaction; committing would store the input offsets of an output that is not there.
+    made = [FakeProducer(fail_sends=True), FakeProducer()]
+    first = made[0]
+    delivery = TransactionalDelivery(lambda: made.pop(0), timeout_s=5)
+    with pytest.raises(DeliveryError, match="not acknowledged"):
+        delivery.deliver(OUT, {P0: 3}, "g")
+    assert "commit" not in [entry[0] for entry in first.log] and first.closed.wait(5)
+    delivery.deliver(OUT, {P0: 3}, "g")
+    assert made == []  # the retry ran on a fresh producer, whose init_transactions aborts the old one
+
+
 def test_a_transaction_that_times_out_drops_the_producer_and_the_next_one_starts_fresh():
     made = [FakeProducer(hang_commit=True), FakeProducer()]
     delivery = TransactionalDelivery(lambda: made.pop(0), timeout_s=0.3)
