@@ -139,7 +139,10 @@ def produce(bootstrap: str, topic: str, keyed: list[tuple[bytes, bytes]], rate: 
     """Send at ``rate`` messages/s (0: as fast as possible), noting each send time."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, batch_size=256 * 1024)
+    from s2s.stream.kafka_admin import security_configs
+
+    producer = KafkaProducer(**security_configs(bootstrap, None), bootstrap_servers=bootstrap, acks="all",
+                             linger_ms=2, batch_size=256 * 1024)  # security: $S2S_KAFKA_SECURITY, if set
     started = time.monotonic()
     for i, (key, value) in enumerate(keyed):
         if rate:
@@ -158,8 +161,11 @@ class AnswerReader:
     def __init__(self, bootstrap: str, topic: str):
         from kafka import KafkaConsumer, TopicPartition
 
+        from s2s.stream.kafka_admin import security_configs
+
         self.received_ms: dict[bytes, float] = {}
-        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10)
+        self._consumer = KafkaConsumer(**security_configs(bootstrap, None), bootstrap_servers=bootstrap,
+                                       enable_auto_commit=False, fetch_max_wait_ms=10)
         partitions = self._consumer.partitions_for_topic(topic)
         self._consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
         self._consumer.seek_to_end()

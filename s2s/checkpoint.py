@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 import shutil
 import tempfile
 import time
@@ -138,4 +140,12 @@ def load_trainer_state(path: str | Path) -> dict[str, Any] | None:
     state_file = Path(path) / TRAINER_STATE
     if not state_file.is_file():
         return None
-    return torch.load(state_file, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(state_file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # weights_only met a global that is not tensor data
+        culprit = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        raise CheckpointError(f"{state_file} holds more than tensors and plain containers "
+                              f"({culprit.group(1) if culprit else 'an unknown object'}); refusing to unpickle "
+                              "it: checkpoints are only loaded with torch.load(weights_only=True)") from None
+    except (RuntimeError, EOFError) as err:
+        raise CheckpointError(f"cannot read {state_file}: {err}") from err

@@ -68,11 +68,25 @@ def _translator(args: argparse.Namespace):
     return Translator.from_checkpoint(args.model, args.device)
 
 
+# A decode batch holds batch x beam hypotheses, each scored over the whole vocabulary: far wider
+# beams exhaust memory (beam 10,000 x batch 64 x 8k subwords = 20 GB of logits) and gain nothing.
+MAX_BEAM = 100
+
+
+def _check_search_args(args: argparse.Namespace) -> None:
+    """Refuse impossible search options before a model is loaded."""
+    if args.beam is not None and not 1 <= args.beam <= MAX_BEAM:
+        raise ValueError(f"--beam must be between 1 and {MAX_BEAM}, got {args.beam}")
+    if args.max_len is not None and args.max_len < 1:
+        raise ValueError(f"--max-len must be at least 1, got {args.max_len}")
+
+
 def _search_kwargs(args: argparse.Namespace) -> dict:
     return {"beam": args.beam, "max_len": args.max_len, "alpha": args.length_penalty}
 
 
 def translate(args: argparse.Namespace, chunk: int = 512) -> int:
+    _check_search_args(args)
     translator = _translator(args)
     if args.n_best > (args.beam or translator.testing.beam):
         raise ValueError(f"--n-best {args.n_best} needs a beam at least as large")
@@ -107,6 +121,7 @@ def _translate_chunk(translator, lines: list[tuple[int, str | None]], args) -> N
 
 def evaluate(args: argparse.Namespace) -> int:
     from .metrics import task_metrics
+    _check_search_args(args)
     translator = _translator(args)
     table = read_corpus(args.test)
     if args.limit:

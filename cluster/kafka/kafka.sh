@@ -18,6 +18,9 @@
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to answer   [60]
 #   KAFKA_STOP_TIMEOUT     seconds between SIGTERM and SIGKILL        [30]
 #   KAFKA_EXTRA_CONFIG     extra server.properties lines (key=value, newline separated)
+#   KAFKA_SASL_USERS       "user:password[,user:password...]": adds a SASL_PLAINTEXT listener
+#                          (mechanism PLAIN) that accepts these users               [none]
+#   KAFKA_SASL_PORT        that SASL_PLAINTEXT listener on 127.0.0.1                 [19094]
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,6 +40,8 @@ LOG_FILE="$HOME_DIR/server.log"
 PID_FILE="$HOME_DIR/kafka.pid"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 PYTHON="${KAFKA_PYTHON:-python3}"
+SASL_USERS="${KAFKA_SASL_USERS:-}"
+SASL_PORT="${KAFKA_SASL_PORT:-19094}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 log() { echo "kafka.sh: $*" >&2; }
@@ -138,18 +143,58 @@ PY
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
+# The listeners clients may use: PLAINTEXT always (the inter-broker listener, which the
+# readiness probe uses too), SASL_PLAINTEXT as well when KAFKA_SASL_USERS is set.
+client_listeners() {
+    local listeners="PLAINTEXT://$HOST:$PORT"
+    [[ -z "$SASL_USERS" ]] || listeners+=",SASL_PLAINTEXT://$HOST:$SASL_PORT"
+    echo "$listeners"
+}
+
+# PlainLoginModule's JAAS line, one user_NAME="PASSWORD" option per KAFKA_SASL_USERS entry.
+# Characters that would end the quoted JAAS value are refused rather than escaped.
+sasl_jaas_config() {
+    local entry user password options=""
+    local IFS=','
+    for entry in $SASL_USERS; do
+        [[ "$entry" == *:* ]] || die "KAFKA_SASL_USERS: an entry has no ':' (want user:password)"
+        user="${entry%%:*}"
+        password="${entry#*:}"
+        [[ "$user" =~ ^[A-Za-z0-9._-]+$ ]] \
+            || die "KAFKA_SASL_USERS: user names may hold only letters, digits, '.', '_' and '-'"
+        [[ -n "$password" && "$password" != *[\\\"\;]* && "$password" != *$'\n'* ]] \
+            || die "KAFKA_SASL_USERS: the password of $user must be non-empty, without \\ \" ; or newlines"
+        options+=" user_$user=\"$password\""
+    done
+    echo "org.apache.kafka.common.security.plain.PlainLoginModule required$options;"
+}
+
+sasl_config() {
+    [[ -n "$SASL_USERS" ]] || return 0
+    local jaas
+    jaas="$(sasl_jaas_config)" || exit 1
+    echo "sasl.enabled.mechanisms=PLAIN"
+    echo "listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas"
+}
+
 write_config() {
     mkdir -p "$DATA_DIR"
+    local sasl old_umask
+    sasl="$(sasl_config)" || exit 1
+    old_umask="$(umask)"
+    umask 077  # the file may hold SASL passwords: readable by this user only
+    rm -f "$PROPS"
     cat >"$PROPS" <<EOF
 # Written by cluster/kafka/kafka.sh on every start; edit KAFKA_EXTRA_CONFIG instead.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+listeners=$(client_listeners),CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=$(client_listeners),CONTROLLER://$HOST:$CONTROLLER_PORT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+$sasl
 log.dirs=$DATA_DIR
 num.partitions=1
 auto.create.topics.enable=true
@@ -172,6 +217,7 @@ background.threads=4
 log.retention.hours=24
 ${KAFKA_EXTRA_CONFIG:-}
 EOF
+    umask "$old_umask"
     cat >"$HOME_DIR/log4j2.properties" <<'EOF'
 status = warn
 appender.out.type = Console
@@ -229,7 +275,7 @@ wait_ready() {
             tail -n 40 "$LOG_FILE" >&2 || true
             die "broker exited during startup (log: $LOG_FILE)"
         fi
-        if port_open "$PORT" && probe_metadata 2>/dev/null; then
+        if port_open "$PORT" && probe_metadata 2>/dev/null && sasl_port_ready; then
             return 0
         fi
         sleep 0.5
@@ -237,6 +283,8 @@ wait_ready() {
     tail -n 40 "$LOG_FILE" >&2 || true
     die "broker did not answer on $BOOTSTRAP within ${KAFKA_START_TIMEOUT:-60}s (log: $LOG_FILE)"
 }
+
+sasl_port_ready() { [[ -z "$SASL_USERS" ]] || port_open "$SASL_PORT"; }
 
 lock_home() {
     mkdir -p "$HOME_DIR"
@@ -251,7 +299,9 @@ cmd_start() {
         log "already running (pid $(broker_pid)) on $BOOTSTRAP"
         return 0
     fi
-    for p in "$PORT" "$CONTROLLER_PORT"; do
+    local ports=("$PORT" "$CONTROLLER_PORT")
+    [[ -z "$SASL_USERS" ]] || ports+=("$SASL_PORT")
+    for p in "${ports[@]}"; do
         port_open "$p" && die "port $p on $HOST is taken by another process"
     done
     write_config
@@ -259,7 +309,7 @@ cmd_start() {
     local t0=$SECONDS
     launch
     wait_ready
-    log "Apache Kafka $KAFKA_VERSION up on $BOOTSTRAP (pid $(cat "$PID_FILE"), ${SECONDS}s total, $((SECONDS - t0))s broker start; log $LOG_FILE)"
+    log "Apache Kafka $KAFKA_VERSION up on $(client_listeners) (pid $(cat "$PID_FILE"), ${SECONDS}s total, $((SECONDS - t0))s broker start; log $LOG_FILE)"
 }
 
 cmd_stop() {

@@ -11,6 +11,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from .headers import as_dict
+from .kafka_admin import security_configs
+from .security import KafkaSecurity
 
 
 def split_line(line: str, key_sep: str | None) -> tuple[bytes | None, bytes]:
@@ -22,9 +24,12 @@ def split_line(line: str, key_sep: str | None) -> tuple[bytes | None, bytes]:
 
 
 def produce_lines(bootstrap: str, topic: str, lines: Iterable[str], key_sep: str | None = None,
-                  timeout_s: float = 60.0) -> int:
-    """Send each non-blank line as one record (acks=all); returns how many were acknowledged."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+                  timeout_s: float = 60.0, security: KafkaSecurity | None = None) -> int:
+    """Send each non-blank line as one record (acks=all); returns how many were acknowledged.
+
+    ``security``: TLS/SASL settings (None: $S2S_KAFKA_SECURITY's, else PLAINTEXT)."""
+    producer = KafkaProducer(**security_configs(bootstrap, security), bootstrap_servers=bootstrap,
+                             acks="all", linger_ms=5)
     try:
         futures = [producer.send(topic, key=key, value=value)
                    for key, value in (split_line(line.rstrip("\r\n"), key_sep) for line in lines if line.strip())]
@@ -38,10 +43,11 @@ def produce_lines(bootstrap: str, topic: str, lines: Iterable[str], key_sep: str
 
 
 def read_records(bootstrap: str, topic: str, count: int | None, timeout_s: float, from_beginning: bool,
-                 read_committed: bool = False) -> Iterator:
+                 read_committed: bool = False, security: KafkaSecurity | None = None) -> Iterator:
     """Records of every partition of ``topic`` (no consumer group, nothing committed) until
     ``count`` arrived or ``timeout_s`` passed."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = KafkaConsumer(**security_configs(bootstrap, security), bootstrap_servers=bootstrap,
+                             enable_auto_commit=False,
                              isolation_level="read_committed" if read_committed else "read_uncommitted")
     try:
         partitions = consumer.partitions_for_topic(topic)

@@ -1,7 +1,8 @@
 """Small helpers over kafka-python for topic administration and broker readiness.
 
 The bootstrap address comes from ``S2S_KAFKA_BOOTSTRAP`` (an existing cluster) and defaults to
-the project's own broker, started with ``bash cluster/kafka/kafka.sh start``.
+the project's own broker, started with ``bash cluster/kafka/kafka.sh start``. Every helper takes
+TLS/SASL settings (security.py); left out, they come from ``$S2S_KAFKA_SECURITY`` (PLAINTEXT if unset).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Iterable
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
+from .kafka_auth import check_authentication
+from .security import KafkaSecurity, security_from_env
+
 BOOTSTRAP_ENV = "S2S_KAFKA_BOOTSTRAP"
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"  # cluster/kafka/kafka.sh's default port
 
@@ -22,8 +26,16 @@ def bootstrap_from_env(default: str = DEFAULT_BOOTSTRAP) -> str:
     return os.environ.get(BOOTSTRAP_ENV, "").strip() or default
 
 
-def _admin(bootstrap: str, timeout_s: float = 30.0) -> KafkaAdminClient:
+def security_configs(bootstrap: str, security: KafkaSecurity | None) -> dict:
+    """kafka-python security options (secrets read now), once the brokers accepted them."""
+    configs = (security if security is not None else security_from_env()).client_configs()
+    check_authentication(bootstrap, configs)
+    return configs
+
+
+def _admin(bootstrap: str, security: KafkaSecurity | None, timeout_s: float = 30.0) -> KafkaAdminClient:
     return KafkaAdminClient(
+        **security_configs(bootstrap, security),
         bootstrap_servers=bootstrap,
         client_id="s2s-admin",
         bootstrap_timeout_ms=int(timeout_s * 1000),
@@ -31,7 +43,8 @@ def _admin(bootstrap: str, timeout_s: float = 30.0) -> KafkaAdminClient:
     )
 
 
-def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, replication_factor: int = 1) -> None:
+def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, replication_factor: int = 1,
+                  security: KafkaSecurity | None = None) -> None:
     """Create the topics that do not exist yet and wait until every partition has a leader.
 
     Idempotent: a topic that already exists is left as it is (even with another partition count).
@@ -40,7 +53,7 @@ def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, rep
     if not names:
         return
     spec = {name: {"num_partitions": partitions, "replication_factor": replication_factor} for name in names}
-    with _admin(bootstrap) as admin:
+    with _admin(bootstrap, security) as admin:
         _raise_topic_errors(admin.create_topics(spec, raise_errors=False), "creating",
                             TopicAlreadyExistsError.errno)
         admin.wait_for_topics(names, timeout_ms=30_000)
@@ -54,7 +67,8 @@ def _raise_topic_errors(result: dict, verb: str, harmless_code: int) -> None:
             raise KafkaError(f"{verb} topic {topic['name']!r} failed: {topic.get('error_message') or code}")
 
 
-def delete_topics(bootstrap: str, names: Iterable[str], wait_s: float = 0.0) -> None:
+def delete_topics(bootstrap: str, names: Iterable[str], wait_s: float = 0.0,
+                  security: KafkaSecurity | None = None) -> None:
     """Delete the topics; a topic that does not exist is not an error.
 
     Deletion is asynchronous in Kafka; with `wait_s` > 0 this returns only once the
@@ -62,7 +76,7 @@ def delete_topics(bootstrap: str, names: Iterable[str], wait_s: float = 0.0) -> 
     names = list(names)
     if not names:
         return
-    with _admin(bootstrap) as admin:
+    with _admin(bootstrap, security) as admin:
         _raise_topic_errors(admin.delete_topics(names, raise_errors=False), "deleting",
                             UnknownTopicOrPartitionError.errno)
         deadline = time.monotonic() + wait_s
@@ -72,16 +86,17 @@ def delete_topics(bootstrap: str, names: Iterable[str], wait_s: float = 0.0) -> 
             time.sleep(0.2)  # metadata has no deletion event to wait on
 
 
-def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:
+def wait_for_broker(bootstrap: str, timeout: float = 60.0, security: KafkaSecurity | None = None) -> None:
     """Block until the cluster answers a metadata request with at least one live broker.
 
-    Raises TimeoutError (with the last error seen) after ``timeout`` seconds.
+    Raises TimeoutError (with the last error seen) after ``timeout`` seconds, and
+    KafkaAuthenticationError at once if the brokers refuse the credentials.
     """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            with _admin(bootstrap, timeout_s=max(1.0, min(10.0, deadline - time.monotonic()))) as admin:
+            with _admin(bootstrap, security, timeout_s=max(1.0, min(10.0, deadline - time.monotonic()))) as admin:
                 if admin.describe_cluster()["brokers"]:
                     return
         except (KafkaError, OSError) as exc:
@@ -90,14 +105,15 @@ def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:
     raise TimeoutError(f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s: {last_error!r}")
 
 
-def end_offsets(bootstrap: str, topic: str, isolation_level: str = "read_uncommitted") -> dict[int, int]:
+def end_offsets(bootstrap: str, topic: str, isolation_level: str = "read_uncommitted",
+                security: KafkaSecurity | None = None) -> dict[int, int]:
     """{partition: offset of the next record to be written} for every partition of ``topic``.
 
     With ``isolation_level="read_committed"`` the offsets stop at the last stable offset
     (before records of open transactions).
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="s2s-offsets",
-                             enable_auto_commit=False, allow_auto_create_topics=False,
+    consumer = KafkaConsumer(**security_configs(bootstrap, security), bootstrap_servers=bootstrap,
+                             client_id="s2s-offsets", enable_auto_commit=False, allow_auto_create_topics=False,
                              isolation_level=isolation_level)
     try:
         partitions = consumer.partitions_for_topic(topic)

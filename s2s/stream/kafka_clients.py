@@ -2,6 +2,7 @@
 
 Kept in one place so the delivery contract is visible: manual commits only, acks=all with
 the idempotent producer, read_committed inputs and a transactional producer in exactly-once mode.
+Every client gets the TLS/SASL settings of security.py, secrets read when the configs are built.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 from .config import KafkaSettings
 from .kafka_admin import bootstrap_from_env
+from .kafka_auth import check_authentication
+from .security import KafkaSecurity, security_from_env
 
 
 def resolve_bootstrap(settings: KafkaSettings) -> str:
@@ -16,8 +19,20 @@ def resolve_bootstrap(settings: KafkaSettings) -> str:
     return settings.bootstrap.strip() or bootstrap_from_env()
 
 
+def resolve_security(settings: KafkaSettings) -> KafkaSecurity:
+    """The configured security settings, else those of $S2S_KAFKA_SECURITY's file, else PLAINTEXT."""
+    return settings.security if settings.security is not None else security_from_env()
+
+
+def check_credentials(settings: KafkaSettings) -> None:
+    """Fail at once with a clear error if the brokers refuse our SASL credentials
+    (kafka_auth.py: kafka-python itself would retry until its bootstrap timeout)."""
+    check_authentication(resolve_bootstrap(settings), resolve_security(settings).client_configs())
+
+
 def consumer_configs(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
     return {
+        **resolve_security(settings).client_configs(),
         "bootstrap_servers": resolve_bootstrap(settings),
         "client_id": client_id,
         "group_id": settings.group_id,
@@ -36,6 +51,7 @@ def consumer_configs(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
 
 def producer_configs(settings: KafkaSettings, client_id: str, transactional_id: str | None = None) -> dict[str, Any]:
     configs: dict[str, Any] = {
+        **resolve_security(settings).client_configs(),
         "bootstrap_servers": resolve_bootstrap(settings),
         "client_id": client_id,
         "acks": "all",
