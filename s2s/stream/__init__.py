@@ -10,9 +10,14 @@
     delivery.py       at-least-once (acks=all) and exactly-once (transactional) producing
     worker.py         the ingress poll loop, backpressure, drain on rebalance/shutdown
     kafka_clients.py  consumer/producer settings
+    security.py       TLS/SASL settings; secrets read from env vars or files, never shown
+    kafka_auth.py     a one-round-trip SASL check: a wrong password fails fast and says so
+    telemetry.py      Prometheus metrics (Ray's metrics agent) and the replicas' rolling stats
+    lag_policy.py     the Serve autoscaling policy of the ingress: replicas from consumer lag
     deployments.py    the Serve deployments: KafkaIngress, TranslatorDeployment
-    app.py            the Serve application builder
+    app.py            the Serve application builder (fixed replicas or autoscaling)
     local.py          `s2s serve`: run a Serve config file locally
     console.py        `s2s produce` / `s2s consume`
+    status.py         `s2s status`: replicas, lag, throughput and latency of running apps
     kafka_admin.py    topic administration and broker readiness
 """

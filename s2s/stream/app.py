@@ -19,9 +19,10 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from .config import StreamConfig, stream_config_from_dict
+from .config import IngressAutoscaling, RouteAutoscaling, StreamConfig, stream_config_from_dict
 from .deployments import KafkaIngress, TranslatorDeployment
-from .kafka_clients import resolve_bootstrap
+from .kafka_clients import resolve_bootstrap, resolve_security
+from .lag_policy import POLICY_PATH
 from .models import Loader
 
 INGRESS_NAME = "ingress"
@@ -35,15 +36,17 @@ def translator_name(route_name: str) -> str:
 def build_app(config: StreamConfig, loader: str | Loader | None = None) -> Application:
     """Bind the deployments. ``loader`` (if given) replaces every route's loader.
 
-    The bootstrap address is fixed here, on the machine that builds the application, so the
-    replicas do not depend on their own environment.
+    The bootstrap address and the security settings are fixed here, on the machine that builds
+    the application, so the replicas do not depend on their own environment (the secrets they
+    name are still read in the replicas).
     """
-    kafka = dataclasses.replace(config.kafka, bootstrap=resolve_bootstrap(config.kafka))
+    kafka = dataclasses.replace(config.kafka, bootstrap=resolve_bootstrap(config.kafka),
+                                security=resolve_security(config.kafka))
     config = dataclasses.replace(config, kafka=kafka)
     translators = {route.name: _translator(route, loader) for route in config.routes}
     ingress = serve.deployment(KafkaIngress).options(
         name=INGRESS_NAME,
-        num_replicas=config.ingress.num_replicas,
+        **_ingress_replicas(config),
         ray_actor_options={"num_cpus": config.ingress.num_cpus},
         graceful_shutdown_timeout_s=config.ingress.drain_timeout_s + SHUTDOWN_MARGIN_S,
         health_check_period_s=5,
@@ -51,10 +54,34 @@ def build_app(config: StreamConfig, loader: str | Loader | None = None) -> Appli
     return ingress.bind(config, translators)
 
 
+def _ingress_replicas(config: StreamConfig) -> dict[str, Any]:
+    """A fixed replica count, or Serve autoscaling with the lag policy (lag_policy.py)."""
+    scaling = config.ingress.autoscaling
+    if scaling is None:
+        return {"num_replicas": config.ingress.num_replicas}
+    policy = {"policy_function": POLICY_PATH, "policy_kwargs": {"target_lag": scaling.target_lag}}
+    return {"autoscaling_config": {**_serve_bounds(scaling), "policy": policy}}
+
+
+def _serve_bounds(scaling: IngressAutoscaling | RouteAutoscaling) -> dict[str, Any]:
+    """The part of Serve's autoscaling_config both sections share."""
+    return {"min_replicas": scaling.min_replicas, "max_replicas": scaling.max_replicas,
+            "upscale_delay_s": scaling.upscale_delay_s, "downscale_delay_s": scaling.downscale_delay_s,
+            "look_back_period_s": scaling.look_back_period_s, "metrics_interval_s": scaling.metrics_interval_s}
+
+
+def _translator_replicas(route) -> dict[str, Any]:
+    """A fixed replica count, or Serve's own scaling on ongoing requests (lists in flight)."""
+    if route.autoscaling is None:
+        return {"num_replicas": route.num_replicas}
+    return {"autoscaling_config": {**_serve_bounds(route.autoscaling),
+                                   "target_ongoing_requests": route.autoscaling.target_ongoing_requests}}
+
+
 def _translator(route, loader: str | Loader | None) -> Application:
     deployment = serve.deployment(TranslatorDeployment).options(
         name=translator_name(route.name),
-        num_replicas=route.num_replicas,
+        **_translator_replicas(route),
         max_ongoing_requests=route.max_ongoing_requests,
         ray_actor_options={"num_cpus": route.num_cpus, "num_gpus": route.num_gpus},
     )

@@ -3,10 +3,12 @@
 It is the ``args`` mapping of a Serve application (see cluster/serve/*.yaml), validated into
 frozen dataclasses. Unknown keys are errors naming the key; every number is range-checked.
 
-    kafka:    bootstrap, group id, dead-letter topic, delivery mode, consumer/producer knobs
+    kafka:    bootstrap, group id, dead-letter topic, delivery mode, consumer/producer knobs,
+              security (TLS/SASL, security.py)
     limits:   caps on input size, envelope beam and max_len
-    ingress:  consumer replicas and their timeouts
+    ingress:  consumer replicas (fixed, or `autoscaling` on consumer-group lag) and their timeouts
     routes:   input topic (+ task) -> model checkpoint -> output topic, one translator each
+              (fixed replicas, or `autoscaling` on ongoing requests)
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 
 from .messages import Limits
+from .security import KafkaSecurity, KafkaSecurityError, security_from_dict
 
 AT_LEAST_ONCE = "at_least_once"
 EXACTLY_ONCE = "exactly_once"
@@ -51,6 +54,7 @@ class KafkaSettings:
     delivery_timeout_ms: int = 120_000   # producer retries (e.g. across a broker restart) this long
     flush_timeout_s: float = 60.0        # wait for acks (or a transaction) before retrying the batch
     transaction_timeout_ms: int = 60_000
+    security: KafkaSecurity | None = None  # TLS/SASL (security.py); None = $S2S_KAFKA_SECURITY, else PLAINTEXT
 
     def validate(self) -> "KafkaSettings":
         if self.delivery not in (AT_LEAST_ONCE, EXACTLY_ONCE):
@@ -61,7 +65,12 @@ class KafkaSettings:
         if not self.group_id:
             raise StreamConfigError("kafka.group_id must not be empty")
         _check_positive(self, "kafka", exclude=("bootstrap", "group_id", "dead_letter_topic", "delivery",
-                                                "auto_offset_reset", "create_topics"))
+                                                "auto_offset_reset", "create_topics", "security"))
+        if self.security is not None:
+            try:
+                self.security.validate()
+            except KafkaSecurityError as err:
+                raise StreamConfigError(str(err)) from err
         if self.max_in_flight < self.max_poll_records:
             raise StreamConfigError("kafka.max_in_flight must be at least kafka.max_poll_records")
         if self.flush_timeout_s * 1000 * 2 >= self.max_poll_interval_ms:
@@ -75,14 +84,57 @@ class KafkaSettings:
 
 
 @dataclass(frozen=True)
+class IngressAutoscaling:
+    """Lag-driven ingress scaling (lag_policy.py): replicas = ceil(group lag / target_lag),
+    within [min_replicas, max_replicas] and never above the input partitions."""
+
+    min_replicas: int = 1             # at least one: a replica must be there to report the lag
+    max_replicas: int = 3
+    target_lag: int = 1000            # records behind the log end one replica should carry
+    upscale_delay_s: float = 5.0      # the lag must ask for more replicas this long first
+    downscale_delay_s: float = 60.0   # ...and for fewer replicas this long
+    look_back_period_s: float = 10.0  # the lag is averaged over this window
+    metrics_interval_s: float = 1.0   # how often each replica reports its lag to the controller
+
+    def validate(self, where: str) -> "IngressAutoscaling":
+        _check_scaling(self, where, min_floor=1)
+        if not isinstance(self.target_lag, int) or isinstance(self.target_lag, bool) or self.target_lag < 1:
+            raise StreamConfigError(f"{where}.target_lag must be a positive integer, got {self.target_lag!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class RouteAutoscaling:
+    """Translator scaling on ongoing requests (lists in flight), Serve's own policy."""
+
+    min_replicas: int = 1
+    max_replicas: int = 2
+    target_ongoing_requests: float = 2.0  # lists queued or decoding per replica
+    upscale_delay_s: float = 5.0
+    downscale_delay_s: float = 60.0
+    look_back_period_s: float = 10.0
+    metrics_interval_s: float = 1.0
+
+    def validate(self, where: str) -> "RouteAutoscaling":
+        _check_scaling(self, where, min_floor=0)
+        target = self.target_ongoing_requests
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or target <= 0:
+            raise StreamConfigError(f"{where}.target_ongoing_requests must be a positive number, got {target!r}")
+        return self
+
+
+@dataclass(frozen=True)
 class IngressSettings:
     num_replicas: int = 1           # consumers in the group; more than the partitions idle
     num_cpus: float = 0.25          # it mostly waits on sockets and the translator
     call_timeout_s: float = 120.0   # a translator call slower than this is retried from Kafka
     drain_timeout_s: float = 20.0   # on rebalance/shutdown, finish in-flight work this long
+    autoscaling: IngressAutoscaling | None = None  # None: num_replicas, fixed
 
     def validate(self) -> "IngressSettings":
-        _check_positive(self, "ingress")
+        _check_positive(self, "ingress", exclude=("autoscaling",))
+        if self.autoscaling is not None:
+            self.autoscaling.validate("ingress.autoscaling")
         return self
 
 
@@ -103,6 +155,7 @@ class RouteConfig:
     max_batch_size: int = 256       # messages per decode batch (lists from the ingress merged)
     batch_wait_timeout_s: float = 0.005  # an idle translator waits this long for a batch to fill
     max_ongoing_requests: int = 64  # lists queued in one replica; more wait in the ingress's handle
+    autoscaling: RouteAutoscaling | None = None  # None: num_replicas, fixed
 
     def validate(self) -> "RouteConfig":
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", self.name or ""):
@@ -117,9 +170,11 @@ class RouteConfig:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise StreamConfigError(f"{where}.device must be auto, cpu or cuda[:N], got {self.device!r}")
         _check_positive(self, where, exclude=("name", "input_topic", "output_topic", "model", "task",
-                                              "loader", "device", "num_gpus"))
+                                              "loader", "device", "num_gpus", "autoscaling"))
         if self.num_gpus < 0:
             raise StreamConfigError(f"{where}.num_gpus must be >= 0")
+        if self.autoscaling is not None:
+            self.autoscaling.validate(f"{where}.autoscaling")
         return self
 
 
@@ -172,6 +227,24 @@ def _check_routes_distinct(routes: tuple[RouteConfig, ...], dead_letter_topic: s
         raise StreamConfigError(f"routes: topic {sorted(inputs & outputs)[0]!r} is both read and written")
 
 
+def _check_scaling(scaling: Any, where: str, min_floor: int) -> None:
+    """The bounds and timings every autoscaling section shares."""
+    for name in ("min_replicas", "max_replicas"):
+        value = getattr(scaling, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < min_floor:
+            raise StreamConfigError(f"{where}.{name} must be an integer >= {min_floor}, got {value!r}")
+    if scaling.max_replicas < max(1, scaling.min_replicas):
+        raise StreamConfigError(f"{where}.max_replicas must be at least 1 and at least min_replicas "
+                                f"({scaling.min_replicas}), got {scaling.max_replicas}")
+    for name in ("upscale_delay_s", "downscale_delay_s", "look_back_period_s", "metrics_interval_s"):
+        value = getattr(scaling, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise StreamConfigError(f"{where}.{name} must be a number >= 0, got {value!r}")
+    if scaling.metrics_interval_s <= 0 or scaling.look_back_period_s <= scaling.metrics_interval_s:
+        # Serve averages the reports of the window: it needs more than one report in it.
+        raise StreamConfigError(f"{where}.look_back_period_s must be greater than {where}.metrics_interval_s (> 0)")
+
+
 def _check_topic(where: str, name: str) -> None:
     if not isinstance(name, str) or not _TOPIC.match(name):
         raise StreamConfigError(f"{where} must be a Kafka topic name ([a-zA-Z0-9._-], 1-249 chars), got {name!r}")
@@ -207,6 +280,26 @@ def _build(cls: type, values: Any, where: str) -> Any:
         raise StreamConfigError(f"{where}: {err}") from err
 
 
+def _with_autoscaling(values: Any, scaling_cls: type, where: str) -> Any:
+    """``values`` with its ``autoscaling`` mapping built into ``scaling_cls``; an autoscaling
+    section and a fixed num_replicas contradict each other."""
+    if not isinstance(values, dict) or values.get("autoscaling") is None:
+        return values
+    if "num_replicas" in values:
+        raise StreamConfigError(f"{where}: set either num_replicas or autoscaling, not both")
+    return {**values, "autoscaling": _build(scaling_cls, values["autoscaling"], f"{where}.autoscaling")}
+
+
+def _with_security(values: Any) -> Any:
+    """``kafka`` with its ``security`` mapping built into a KafkaSecurity."""
+    if not isinstance(values, dict) or values.get("security") is None:
+        return values
+    try:
+        return {**values, "security": security_from_dict(values["security"], "kafka.security")}
+    except KafkaSecurityError as err:
+        raise StreamConfigError(str(err)) from err
+
+
 def stream_config_from_dict(values: dict[str, Any]) -> StreamConfig:
     """Validate a mapping (a Serve application's ``args``) into a StreamConfig."""
     if not isinstance(values, dict):
@@ -216,10 +309,12 @@ def stream_config_from_dict(values: dict[str, Any]) -> StreamConfig:
     if not isinstance(routes, list):
         raise StreamConfigError("routes must be a list of mappings")
     config = StreamConfig(
-        routes=tuple(_build(RouteConfig, r, f"routes[{i}]") for i, r in enumerate(routes)),
-        kafka=_build(KafkaSettings, values.get("kafka"), "kafka"),
+        routes=tuple(_build(RouteConfig, _with_autoscaling(r, RouteAutoscaling, f"routes[{i}]"), f"routes[{i}]")
+                     for i, r in enumerate(routes)),
+        kafka=_build(KafkaSettings, _with_security(values.get("kafka")), "kafka"),
         limits=_build(Limits, values.get("limits"), "limits"),
-        ingress=_build(IngressSettings, values.get("ingress"), "ingress"),
+        ingress=_build(IngressSettings, _with_autoscaling(values.get("ingress"), IngressAutoscaling, "ingress"),
+                       "ingress"),
     )
     return config.validate()
 

@@ -8,6 +8,9 @@
                           concurrent calls into decode batches (batcher.py: the batch size counts
                           messages, not lists); decoding runs off the event loop.
 
+Both record Prometheus metrics (telemetry.py); the ingress also reports its consumer lag to
+Serve's autoscaler through ``record_autoscaling_stats`` (lag_policy.py reads it).
+
 Neither is decorated with @serve.deployment here: app.py applies per-route options, and the
 classes stay plain enough to construct in a test.
 """
@@ -18,6 +21,7 @@ import dataclasses
 import logging
 import sys
 import threading
+import time
 from concurrent.futures import Future
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -28,8 +32,10 @@ from .batcher import ListBatcher
 from .config import RouteConfig, StreamConfig
 from .delivery import AtLeastOnceDelivery, TransactionalDelivery
 from .kafka_admin import create_topics
-from .kafka_clients import consumer_configs, producer_configs, resolve_bootstrap
+from .kafka_clients import check_credentials, consumer_configs, producer_configs, resolve_bootstrap, resolve_security
+from .lag_policy import LAG_METRIC, PARTITIONS_METRIC
 from .models import DecodeItem, Loader, TranslateResult, answer_lists, resolve_loader
+from .telemetry import IngressTelemetry, TranslatorTelemetry
 from .worker import StreamWorker
 
 log = logging.getLogger(__name__)
@@ -42,8 +48,8 @@ class TranslatorDeployment:
         self._route = route
         self._model = resolve_loader(loader or route.loader)(route.model, route.device)
         _limit_torch_threads(route.num_cpus)
-        self._batcher = ListBatcher(lambda lists: answer_lists(self._model, lists), route.max_batch_size,
-                                    route.batch_wait_timeout_s)
+        self._telemetry = TranslatorTelemetry(route.name)
+        self._batcher = ListBatcher(self._decode, route.max_batch_size, route.batch_wait_timeout_s)
         log.info("translator %s: model %s %s from %s", route.name, self._model.name,
                  self._model.version, route.model)
 
@@ -51,8 +57,18 @@ class TranslatorDeployment:
         """One caller's list; decoded in a batch with whatever other lists are waiting."""
         return await self._batcher.submit(items)
 
+    def _decode(self, lists: list[list[DecodeItem]]) -> list[TranslateResult]:
+        started = time.perf_counter()
+        results = answer_lists(self._model, lists)
+        self._telemetry.decoded(sum(len(items) for items in lists), time.perf_counter() - started)
+        return results
+
     def info(self) -> dict[str, str]:
         return {"route": self._route.name, "model": self._model.name, "version": self._model.version}
+
+    def stats(self) -> dict:
+        """Decode throughput and batch latency over the last telemetry.WINDOW_S seconds."""
+        return {"route": self._route.name, **self._telemetry.window.summary()}
 
 
 class KafkaIngress:
@@ -66,7 +82,9 @@ class KafkaIngress:
         threading.Thread(target=self._calls.run_forever, name="s2s-calls", daemon=True).start()
         self._stop = threading.Event()
         self._error: BaseException | None = None
-        self._worker = StreamWorker(config, self._submit, self._make_consumer, self._make_delivery())
+        self._telemetry = IngressTelemetry(config.kafka.dead_letter_topic)
+        self._worker = StreamWorker(config, self._submit, self._make_consumer, self._make_delivery(),
+                                    self._telemetry)
         self._thread = threading.Thread(target=self._run, name="s2s-poll-loop", daemon=True)
         self._thread.start()
 
@@ -98,9 +116,10 @@ class KafkaIngress:
 
     def _run(self) -> None:
         try:
+            check_credentials(self._config.kafka)  # a wrong password: one clear error, not a bootstrap timeout
             if self._config.kafka.create_topics:
                 create_topics(resolve_bootstrap(self._config.kafka), self._config.all_topics(),
-                              partitions=self._config.kafka.partitions)
+                              partitions=self._config.kafka.partitions, security=resolve_security(self._config.kafka))
             self._worker.run(self._stop)
         except BaseException as err:  # noqa: BLE001 - reported by check_health, Serve restarts us
             self._error = err
@@ -114,8 +133,15 @@ class KafkaIngress:
             raise RuntimeError(f"poll loop died: {self._error!r}")
 
     def stats(self) -> dict:
-        return {"replica": self._replica, "alive": self._thread.is_alive(),
-                **dataclasses.asdict(self._worker.stats)}
+        """Counters, plus the last telemetry.WINDOW_S seconds: answers/s and end-to-end p50/p99."""
+        return {"replica": self._replica, "alive": self._thread.is_alive(), "group_id": self._config.kafka.group_id,
+                "input_topics": self._config.input_topics(),
+                **dataclasses.asdict(self._worker.stats), "lag": dict(self._telemetry.lags),
+                **self._telemetry.window.summary()}
+
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve polls this for the autoscaling policy (lag_policy.KafkaLagPolicy)."""
+        return {LAG_METRIC: self._worker.lag, PARTITIONS_METRIC: self._worker.partitions}
 
     def __del__(self) -> None:
         """Serve calls this on scale-down/shutdown: drain, commit, leave the group."""

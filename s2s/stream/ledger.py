@@ -65,6 +65,10 @@ class OffsetLedger:
         self._safe.update(offsets)
         return offsets
 
+    def safe_offsets(self) -> dict[TopicPartition, int]:
+        """Per partition seen, the first offset not yet acknowledged."""
+        return dict(self._safe)
+
     def uncommitted(self) -> dict[TopicPartition, int]:
         """Safe offsets the group has not stored yet."""
         return {tp: off for tp, off in self._safe.items() if self._committed.get(tp) != off}

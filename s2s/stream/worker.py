@@ -16,6 +16,11 @@ Rules this loop keeps (DESIGN.md "Delivery"):
   and committed, within ingress.drain_timeout_s; what is not finished is left uncommitted and
   so redelivered to the next owner.
 
+Observation: an ``observer`` (telemetry.IngressTelemetry in a replica) hears of each poll and
+delivery, once per batch, and of the lag: every LAG_EVERY_S the loop measures, per partition it
+owns, the last fetched high watermark minus the first unacknowledged offset (no broker call).
+The ingress reports the sum to Serve's autoscaler (lag_policy.py).
+
 Threading: every consumer call happens on the loop's thread, except the rebalance listener,
 which kafka-python 3 runs on the consumer's IO thread *while the loop thread is blocked inside
 poll() or close()*; the two therefore never touch the ledger at the same time.
@@ -28,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from kafka import KafkaConsumer
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
@@ -43,6 +49,17 @@ log = logging.getLogger(__name__)
 
 BUSY_POLL_MS = 5     # poll wait while answers may be ready: bounds the latency the loop adds
 RETRY_BACKOFF_S = 0.5
+LAG_EVERY_S = 1.0    # how often the lag is measured (it feeds the autoscaler and the gauges)
+
+
+class Observer(Protocol):
+    """What the loop reports, once per batch (telemetry.IngressTelemetry)."""
+
+    def polled(self, records: list) -> None: ...
+
+    def delivered(self, records: list, outputs: list, acked_ms: int) -> None: ...
+
+    def lag(self, lags: dict[TopicPartition, int]) -> None: ...
 
 
 @dataclass
@@ -64,7 +81,7 @@ class StreamWorker:
     """Runs ``run(stop)`` on its own thread; ``submit`` and ``delivery`` are injected."""
 
     def __init__(self, config: StreamConfig, submit: Submit, make_consumer: Callable[[], KafkaConsumer],
-                 delivery, now: Callable[[], float] = time.monotonic):
+                 delivery, observer: Observer, now: Callable[[], float] = time.monotonic):
         self._config = config
         self._kafka = config.kafka
         self._router = Router(config.routes)
@@ -77,8 +94,12 @@ class StreamWorker:
         self._gathering_since = 0.0
         self._consumer: KafkaConsumer | None = None
         self._last_commit = 0.0
+        self._observer = observer
+        self._lag_measured = float("-inf")
         self._stop = threading.Event()
         self.stats = WorkerStats()
+        self.lag = 0         # records behind the log end on the owned partitions, last measured
+        self.partitions = 0  # partitions of the largest input topic: more consumers would idle
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -118,12 +139,15 @@ class StreamWorker:
             self._rewind(err)
         self._commit()
         self._pace()
+        self._measure_lag()
 
     def _gather(self, records: list) -> None:
         if records and not self._gathering:
             self._gathering_since = self._now()
         self._gathering.extend(records)
         self.stats.polled += len(records)
+        if records:
+            self._observer.polled(records)
 
     def _submit_gathered(self, force: bool = False) -> None:
         """Send the gathered records to the translators once there are max_poll_records of them
@@ -154,6 +178,7 @@ class StreamWorker:
         self.stats.dead_lettered += dead
         self.stats.answered += len(outputs) - dead
         self.stats.deliveries += 1
+        self._observer.delivered([r for batch in ready for r in batch.records], outputs, int(time.time() * 1000))
         return len(ready)
 
     def _rewind(self, err: BaseException) -> None:
@@ -202,6 +227,29 @@ class StreamWorker:
                 self._consumer.pause(*running)
         elif self._consumer.paused():
             self._consumer.resume(*self._consumer.paused())
+
+    def _measure_lag(self) -> None:
+        """Every LAG_EVERY_S: per owned partition, high watermark minus the first offset not yet
+        acknowledged (so records in flight count as lag until their answers are acked).
+
+        The high watermark is the one the last fetch response carried: no broker round trip. A
+        partition never polled since it was assigned counts 0 until its first records arrive."""
+        if self._now() - self._lag_measured < LAG_EVERY_S:
+            return
+        self._lag_measured = self._now()
+        unacked = {**first_offsets(self._gathering), **self._ledger.safe_offsets()}
+        lags = {}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                lags[tp] = max(0, highwater - unacked.get(tp, highwater))
+        self.lag = sum(lags.values())
+        try:  # metadata is cached; only a topic missing from it costs a broker call
+            self.partitions = max((len(self._consumer.partitions_for_topic(t) or ()) for t in self._router.topics()),
+                                  default=0)
+        except KafkaError as err:  # a measurement must not stop the stream: keep the last count
+            log.debug("partition count unavailable: %r", err)
+        self._observer.lag(lags)
 
     # -- drain: shutdown and rebalance --------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Model loaders for the streaming tests (imported by name inside the translator replicas)."""
 import time
 
-from s2s.stream.models import load_checkpoint_model
+from s2s.stream.models import IdentityModel, load_checkpoint_model
 
 TRIGGER = "boom"
 
@@ -41,3 +41,8 @@ class Slow:
 
 def load_slow_toy(path: str, device: str = "cpu"):
     return Slow(load_checkpoint_model(path, device), delay_s=0.25)
+
+
+def load_slow_identity(path: str, device: str = "cpu"):
+    """Texts back unchanged, 0.5 s per decode batch: slow enough that a burst builds up lag."""
+    return Slow(IdentityModel(name=path or "identity"), delay_s=0.5)

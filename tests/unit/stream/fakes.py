@@ -39,6 +39,8 @@ class FakeConsumer:
         self.listener = None
         self.closed = False
         self.fail_commit = False
+        self.highwaters: dict[TopicPartition, int] = {}  # what the last fetch responses said
+        self.topic_partitions: dict[str, int] = {}
 
     def subscribe(self, topics, listener=None):
         self.topics, self.listener = topics, listener
@@ -76,6 +78,12 @@ class FakeConsumer:
 
     def group_metadata(self):
         return "group-metadata"
+
+    def highwater(self, tp):
+        return self.highwaters.get(tp)
+
+    def partitions_for_topic(self, topic):
+        return set(range(self.topic_partitions.get(topic, 0))) or None
 
     def close(self, timeout_ms=None):
         self.closed = True
@@ -133,3 +141,21 @@ class FakeTranslator:
             else:
                 future.set_exception(error)
         self.waiting.clear()
+
+
+class FakeObserver:
+    """Keeps what the poll loop reports (telemetry.IngressTelemetry in a replica)."""
+
+    def __init__(self):
+        self.polled_counts: list[int] = []
+        self.delivered_counts: list[tuple[int, int]] = []  # (records, outputs) per delivery
+        self.lags: list[dict] = []
+
+    def polled(self, records):
+        self.polled_counts.append(len(records))
+
+    def delivered(self, records, outputs, acked_ms):
+        self.delivered_counts.append((len(records), len(outputs)))
+
+    def lag(self, lags):
+        self.lags.append(dict(lags))

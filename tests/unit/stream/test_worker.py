@@ -10,7 +10,7 @@ from s2s.stream import worker as worker_module
 from s2s.stream.config import stream_config_from_dict
 from s2s.stream.worker import DrainOnRevoke, StreamWorker
 
-from .fakes import FakeConsumer, FakeDelivery, FakeTranslator, records
+from .fakes import FakeConsumer, FakeDelivery, FakeObserver, FakeTranslator, records
 
 P0, P1 = TopicPartition("in", 0), TopicPartition("in", 1)
 
@@ -34,7 +34,8 @@ def make_worker(polls, translator=None, delivery=None, **kafka):
     delivery = delivery or FakeDelivery()
     translator = translator or FakeTranslator()
     ticks = itertools.count(start=1000.0, step=1.0)  # every clock read is one second later: intervals are due
-    worker = StreamWorker(config(**kafka), translator, lambda: consumer, delivery, now=lambda: next(ticks))
+    worker = StreamWorker(config(**kafka), translator, lambda: consumer, delivery, FakeObserver(),
+                          now=lambda: next(ticks))
     worker._consumer = consumer
     return worker, consumer, delivery, translator
 
@@ -170,3 +171,18 @@ def test_gathered_records_are_sought_back_on_a_rewind():
     worker.step()  # "e", "f" only gathered; the call failed: everything seeks back
     assert sorted(consumer.seeks) == [(P0, 0), (P1, 7)]
     assert worker._gathering == [] and not worker._ledger.has_pending()
+
+
+def test_lag_counts_records_behind_the_highwater_including_those_in_flight():
+    polls = [records("in", 0, 10, [b"a", b"b"]), [], []]
+    translator = FakeTranslator(immediate=False)
+    worker, consumer, delivery, _ = make_worker(polls, translator=translator, batch_linger_ms=1)
+    consumer.highwaters = {P0: 20, P1: 7}  # P1: fetched, nothing polled yet -> 0 until records arrive
+    consumer.topic_partitions = {"in": 3}
+    worker.step()
+    assert worker.lag == 10 and worker.partitions == 3  # offsets 10..19 unacknowledged; 3 partitions
+    assert worker._observer.lags[-1] == {P0: 10, P1: 0}
+    translator.release()
+    worker.step()
+    assert worker.lag == 8  # 10 and 11 answered and acknowledged
+    assert worker._observer.polled_counts == [2] and worker._observer.delivered_counts == [(2, 2)]

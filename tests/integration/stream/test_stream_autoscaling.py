@@ -1,0 +1,189 @@
+"""Lag-driven ingress autoscaling, the Prometheus metrics and `s2s status`, on real Kafka + Ray.
+
+    .venv/bin/pytest tests/integration/stream/test_stream_autoscaling.py -v
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from s2s.stream.kafka_admin import end_offsets
+from s2s.stream.status import group_lag
+
+from .streams import keys_of, produce, read_answers, wait_for, wait_for_commits
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+
+S2S = [sys.executable, "-m", "s2s.cli"]
+SLOW_IDENTITY = "tests.integration.stream.loaders:load_slow_identity"  # 64 messages per 0.5 s
+IDENTITY = "s2s.stream.models:load_identity_model"
+
+
+class App:
+    """A streaming app deployed on fresh 3-partition topics, with any ingress/route options."""
+
+    def __init__(self, bootstrap: str, topics: dict[str, str], ingress: dict, route: dict, kafka: dict):
+        from ray import serve
+
+        from s2s.stream.app import build_app
+        from s2s.stream.config import stream_config_from_dict
+
+        self.name, self.bootstrap, self.topics = f"s2s-{uuid.uuid4().hex[:8]}", bootstrap, topics
+        self.group_id = f"{self.name}-group"
+        settings = {"bootstrap": bootstrap, "group_id": self.group_id, "dead_letter_topic": topics["dlq"],
+                    "create_topics": False, "session_timeout_ms": 10_000, "heartbeat_interval_ms": 1_000, **kafka}
+        config = stream_config_from_dict({
+            "kafka": settings, "ingress": {"drain_timeout_s": 4, "call_timeout_s": 60, **ingress},
+            "routes": [{"name": "toy", "input_topic": topics["in"], "output_topic": topics["out"], "device": "cpu",
+                        "num_cpus": 1, **route}]})
+        serve.run(build_app(config), name=self.name, route_prefix=None)
+
+    def ingress_replicas(self) -> int:
+        """Running ingress replicas as Serve counts them."""
+        from ray import serve
+        from ray.serve._private.common import ReplicaState
+
+        deployment = serve.status().applications[self.name].deployments["ingress"]
+        return deployment.replica_states.get(ReplicaState.RUNNING, 0)
+
+    def lag(self) -> int:
+        return sum(group_lag(self.bootstrap, self.group_id, [self.topics["in"]]).values())
+
+
+@pytest.fixture
+def deploy(ray_serve, kafka_bootstrap, topic_factory) -> Iterator[Callable[..., App]]:
+    from ray import serve
+
+    apps: list[App] = []
+
+    def make(ingress: dict, route: dict, **kafka) -> App:
+        topics = {role: topic_factory(partitions=3, suffix=role) for role in ("in", "out", "dlq")}
+        apps.append(App(kafka_bootstrap, topics, ingress, route, kafka))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        serve.delete(app.name)
+
+
+def keyed(count: int, tag: str) -> list[tuple[bytes, bytes]]:
+    return [(f"{tag}-{i}".encode(), f"text {i} of {tag}".encode()) for i in range(count)]
+
+
+class Trickle:
+    """Keyed records at ``per_s`` on a thread until stop(); ``sent`` holds every acked one."""
+
+    def __init__(self, bootstrap: str, topic: str, per_s: float):
+        from kafka import KafkaProducer
+
+        self.sent: dict[bytes, bytes] = {}
+        self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        self._topic, self._period_s = topic, 1 / per_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for i in itertools.count():
+            if self._stop.wait(self._period_s):  # pacing the load
+                return
+            key, value = f"trickle-{i}".encode(), f"trickle text {i}".encode()
+            self._producer.send(self._topic, key=key, value=value).get(timeout=60)
+            self.sent[key] = value
+
+    def stop(self) -> dict[bytes, bytes]:
+        self._stop.set()
+        self._thread.join(timeout=90)
+        self._producer.close(timeout=30)
+        return self.sent
+
+
+def test_a_burst_scales_the_ingress_up_and_idleness_scales_it_back_losing_nothing(deploy):
+    scaling = {"min_replicas": 1, "max_replicas": 3, "target_lag": 300, "upscale_delay_s": 1,
+               "downscale_delay_s": 3, "look_back_period_s": 2, "metrics_interval_s": 0.5}
+    # Small lists and in-flight caps: a rebalance drains in well under drain_timeout_s.
+    app = deploy({"autoscaling": scaling}, {"model": "slow", "loader": SLOW_IDENTITY, "max_batch_size": 64},
+                 max_poll_records=64, max_in_flight=256)
+    assert app.ingress_replicas() == 1
+    burst = keyed(3000, "burst")
+    produce(app.bootstrap, app.topics["in"], burst)  # ~23 s of work for the one translator: 3 replicas wanted
+
+    assert wait_for(lambda: app.ingress_replicas() >= 2, timeout_s=90), "the ingress never scaled up"
+    # A trickle far under target_lag goes on while the burst drains and until after the extra
+    # replicas are removed: they stop with records in flight, which they must drain and commit
+    # (or leave uncommitted for the next owner), never lose.
+    trickle = Trickle(app.bootstrap, app.topics["in"], per_s=40)
+    scaled_down = wait_for(lambda: app.ingress_replicas() == 1, timeout_s=120)
+    at_scale_down = len(trickle.sent)
+    wait_for(lambda: len(trickle.sent) >= at_scale_down + 80, timeout_s=30)  # ~2 s of input after it
+    sent = trickle.stop()
+    assert scaled_down, "the ingress never scaled back to 1"
+    assert wait_for(lambda: app.lag() == 0, timeout_s=120), f"lag stayed at {app.lag()}"
+
+    expected = {**dict(burst), **sent}
+    answers = read_answers(app.bootstrap, app.topics["out"], set(expected), timeout_s=60)
+    assert keys_of(answers) == set(expected), f"{len(set(expected) - keys_of(answers))} keys lost"
+    assert all(a.value == expected[a.key] for a in answers)
+    assert wait_for_commits(app.bootstrap, app) == end_offsets(app.bootstrap, app.topics["in"])
+    assert app.ingress_replicas() == 1  # no input, no lag: it stayed down
+    print(f"answers read: {len(answers)} for {len(expected)} keys (duplicates come from rebalances)")
+
+
+def scrape(port: int, app_name: str) -> dict[str, float]:
+    """{series name: value summed over its label sets} of a Ray node's Prometheus endpoint, for
+    the s2s series of one application (dead letters also per reason, as name{reason="..."})."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    totals: dict[str, float] = {}
+    for name, labels, value in re.findall(r"^(ray_s2s_\w+)\{(.*)\} (\S+)$", text, flags=re.MULTILINE):
+        if f'application="{app_name}"' not in labels:
+            continue
+        reason = re.search(r'reason="([^"]*)"', labels)
+        key = name + (f'{{reason="{reason.group(1)}"}}' if reason else "")
+        totals[key] = totals.get(key, 0.0) + float(value)
+    return totals
+
+
+def test_metrics_reach_prometheus_and_status_reports_the_app(deploy):
+    import ray
+
+    app = deploy({"num_replicas": 1}, {"model": "identity", "loader": IDENTITY})
+    good = keyed(1500, "paced")
+    producer = threading.Thread(target=produce, args=(app.bootstrap, app.topics["in"], [(b"bad", b"\xff")] + good),
+                                kwargs={"pace_per_s": 100})
+    producer.start()  # still running while `s2s status` looks: its rates are not zero
+    status = subprocess.run([*S2S, "status", "--json", "--address", ray.get_runtime_context().gcs_address,
+                             "--bootstrap", app.bootstrap], capture_output=True, text=True, timeout=120)
+    producer.join(timeout=60)
+    assert status.returncode == 0, status.stderr[-3000:]
+    [report] = [a for a in json.loads(status.stdout) if a["name"] == app.name]
+    deployments = {d["name"]: d for d in report["deployments"]}
+    assert set(deployments) == {"ingress", "translator-toy"}
+    assert (deployments["ingress"]["running"], deployments["ingress"]["target"]) == (1, 1)
+    assert deployments["ingress"]["msgs_per_s"] > 0 and deployments["ingress"]["p99_ms"] is not None
+    assert deployments["translator-toy"]["msgs_per_s"] > 0
+    assert sorted(report["lag"]) == [f"{app.topics['in']}-{p}" for p in range(3)]
+
+    answers = read_answers(app.bootstrap, app.topics["out"], {k for k, _ in good}, timeout_s=120)
+    assert keys_of(answers) == {k for k, _ in good}
+
+    port = next(node["MetricsExportPort"] for node in ray.nodes() if node["Alive"])
+    wanted = {"ray_s2s_messages_in_total": len(good) + 1, "ray_s2s_messages_out_total": len(good),
+              'ray_s2s_dead_letters_total{reason="not_utf8"}': 1, "ray_s2s_consumer_lag": 0,
+              "ray_s2s_end_to_end_latency_ms_count": 1, "ray_s2s_batch_size_count": 1,
+              "ray_s2s_decode_latency_ms_count": 1}
+    seen: dict[str, float] = {}
+
+    def exported() -> bool:  # Ray's agent exports every few seconds
+        seen.update(scrape(port, app.name))
+        return all(name in seen and seen[name] >= least for name, least in wanted.items())
+
+    assert wait_for(exported, timeout_s=90), [(name, seen.get(name)) for name in wanted]
