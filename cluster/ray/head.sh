@@ -22,9 +22,14 @@ export RAY_worker_niceness="${RAY_worker_niceness:-0}"
 
 running() { [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
 
+jobs_api_up() {
+    python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$DASHBOARD_PORT/api/version', timeout=2)" 2>/dev/null
+}
+
+# Ready = `ray start` says it is up and the Jobs API answers (the dashboard comes up last).
 wait_ready() {
     local deadline=$((SECONDS + 120))
-    until grep -q "block forever" "$LOG_FILE" 2>/dev/null; do
+    until grep -q "block forever" "$LOG_FILE" 2>/dev/null && jobs_api_up; do
         if ! running || ((SECONDS > deadline)); then
             echo "ray head failed to start; log tail:" >&2; tail -30 "$LOG_FILE" >&2; return 1
         fi
@@ -51,6 +56,9 @@ PY
 start() {
     if running; then echo "ray head already running (dashboard http://127.0.0.1:$DASHBOARD_PORT)"; return; fi
     mkdir -p "$HOME_DIR" "$TEMP_DIR"
+    # Truncated here, not by the background job's redirection: that one may run after
+    # wait_ready has already read the last run's "block forever".
+    : >"$LOG_FILE"
     # shellcheck disable=SC2046  # the options are meant to split into words
     RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0 setsid ray start --head --block \
         --port "$PORT" --node-ip-address 127.0.0.1 --num-cpus "$NUM_CPUS" $(free_port_options) \
