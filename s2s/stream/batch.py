@@ -6,7 +6,7 @@ slower than one per list), split only per route and to the translator's max batc
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -53,6 +53,11 @@ class TranslatorCall:
 Submit = Callable[[RouteConfig, list[DecodeItem]], Future]
 
 
+class TranslatorCrashed(RuntimeError):
+    """A translator call failed because the replica process died during it (the ingress
+    raises this for Ray's actor-died errors, so the poll loop need not import Ray)."""
+
+
 def plan_records(records: Sequence, router: Router, limits: Limits) -> list[Plan]:
     """Decode and route every record; a Rejection for each that cannot be answered."""
     plans: list[Plan] = []
@@ -66,13 +71,18 @@ def plan_records(records: Sequence, router: Router, limits: Limits) -> list[Plan
     return plans
 
 
-def submit_calls(plans: Sequence[Plan], submit: Submit) -> list[TranslatorCall]:
-    """One call per route and chunk of at most that route's max_batch_size planned records."""
+def submit_calls(plans: Sequence[Plan], submit: Submit, isolate: Collection[int] = ()) -> list[TranslatorCall]:
+    """One call per route and chunk of at most that route's max_batch_size planned records;
+    the positions in ``isolate`` get a call each (suspects of a translator crash)."""
     by_route: dict[str, list[int]] = {}
-    for i, plan in enumerate(plans):
-        if isinstance(plan, Planned):
-            by_route.setdefault(plan.route.name, []).append(i)
     calls = []
+    for i, plan in enumerate(plans):
+        if not isinstance(plan, Planned):
+            continue
+        if i in isolate:
+            calls.append(TranslatorCall(plan.route, [i], submit(plan.route, [_decode_item(plan)])))
+        else:
+            by_route.setdefault(plan.route.name, []).append(i)
     for indices in by_route.values():
         route = plans[indices[0]].route
         for start in range(0, len(indices), route.max_batch_size):
@@ -114,6 +124,12 @@ class PolledBatch:
     def cancel(self) -> None:
         for call in self.calls:
             call.future.cancel()
+
+    def crashed_records(self) -> list:
+        """The records of calls that failed because the translator process died."""
+        crashed = [call for call in self.calls if call.future.done() and not call.future.cancelled()
+                   and isinstance(call.future.exception(), TranslatorCrashed)]
+        return [self.records[i] for call in crashed for i in call.indices]
 
     def first_offsets(self) -> dict[TopicPartition, int]:
         return first_offsets(self.records)

@@ -129,6 +129,7 @@ class IngressSettings:
     num_cpus: float = 0.25          # it mostly waits on sockets and the translator
     call_timeout_s: float = 120.0   # a translator call slower than this is retried from Kafka
     drain_timeout_s: float = 20.0   # on rebalance/shutdown, finish in-flight work this long
+    max_decode_crashes: int = 3     # a record in this many calls that killed the translator is dead-lettered
     autoscaling: IngressAutoscaling | None = None  # None: num_replicas, fixed
 
     def validate(self) -> "IngressSettings":

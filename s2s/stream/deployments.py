@@ -26,8 +26,10 @@ from concurrent.futures import Future
 
 from kafka import KafkaConsumer, KafkaProducer
 from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.handle import DeploymentHandle
 
+from .batch import TranslatorCrashed
 from .batcher import ListBatcher
 from .config import RouteConfig, StreamConfig
 from .delivery import AtLeastOnceDelivery, TransactionalDelivery
@@ -98,7 +100,12 @@ class KafkaIngress:
         # A dead translator replica surfaces here (RayActorError) or as a timeout; either way
         # the worker rewinds and the records are decoded again: Serve itself never retries.
         response = self._translators[route_name].translate.remote(items)
-        return await asyncio.wait_for(response, timeout=self._config.ingress.call_timeout_s)
+        try:
+            return await asyncio.wait_for(response, timeout=self._config.ingress.call_timeout_s)
+        except ActorUnavailableError:
+            raise  # out of reach, perhaps before the call even arrived: nothing to blame on the records
+        except RayActorError as err:  # the process died during the call: maybe one of these records
+            raise TranslatorCrashed(f"translator-{route_name} died during a call: {err}") from err
 
     def _make_consumer(self) -> KafkaConsumer:
         return KafkaConsumer(**consumer_configs(self._config.kafka, client_id=f"s2s-ingress-{self._replica}"))

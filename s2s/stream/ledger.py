@@ -39,6 +39,10 @@ class OffsetLedger:
     def has_pending(self) -> bool:
         return bool(self._pending)
 
+    def batches(self) -> list[PolledBatch]:
+        """Every batch in flight, oldest first."""
+        return list(self._pending)
+
     def head(self) -> PolledBatch | None:
         return self._pending[0] if self._pending else None
 

@@ -26,6 +26,7 @@ class Reason(str, Enum):
     TOO_LARGE = "too_large"        # value over the size cap
     UNKNOWN_TASK = "unknown_task"  # envelope names a task no route serves on this topic
     MODEL_ERROR = "model_error"    # the model raised while decoding this text
+    MODEL_CRASH = "model_crash"    # the translator process died in every call that held it
 
 
 @dataclass(frozen=True)

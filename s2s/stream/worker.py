@@ -12,6 +12,9 @@ Rules this loop keeps (DESIGN.md "Delivery"):
 - the loop never stops polling for longer than a flush/drain timeout, both validated to be far
   under max.poll.interval.ms; while too much is in flight it pauses its partitions and keeps
   polling, so the consumer stays in the group;
+- a record that was in a call that killed the translator's process is decoded alone, one call
+  at a time, until cleared; one in ingress.max_decode_crashes such calls is dead-lettered
+  (model_crash) instead of stalling its partition forever;
 - before partitions are revoked (rebalance, scale-down, shutdown) in-flight work is finished
   and committed, within ingress.drain_timeout_s; what is not finished is left uncommitted and
   so redelivered to the next owner.
@@ -31,8 +34,11 @@ import concurrent.futures
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from kafka import KafkaConsumer
@@ -43,6 +49,7 @@ from kafka.structs import TopicPartition
 from .batch import PolledBatch, Submit, first_offsets, plan_records, submit_calls
 from .config import StreamConfig
 from .ledger import OffsetLedger, commit_map
+from .messages import Reason, Rejection
 from .routing import Router
 
 log = logging.getLogger(__name__)
@@ -92,6 +99,8 @@ class StreamWorker:
         self._ledger = OffsetLedger()
         self._gathering: list = []  # polled records not yet sent to a translator
         self._gathering_since = 0.0
+        self._crashes: dict[tuple[str, int, int], int] = {}  # record -> calls it was in that killed a translator
+        self._one_at_a_time = OneAtATime(submit)  # the calls of a quarantine (see _screen_crash_suspects)
         self._consumer: KafkaConsumer | None = None
         self._last_commit = 0.0
         self._observer = observer
@@ -134,6 +143,7 @@ class StreamWorker:
         self._gather([record for batch in polled.values() for record in batch])
         try:
             self._submit_gathered()
+            self._one_at_a_time.pump()
             self._deliver_ready()
         except Exception as err:  # noqa: BLE001 - whatever failed, redo it from Kafka
             self._rewind(err)
@@ -159,7 +169,28 @@ class StreamWorker:
         if full or lingered or force:
             records, self._gathering = self._gathering, []
             plans = plan_records(records, self._router, self._config.limits)
-            self._ledger.add(PolledBatch(records, plans, submit_calls(plans, self._submit)))
+            isolate = self._screen_crash_suspects(records, plans)
+            submit = self._one_at_a_time if self._crashes else self._submit
+            self._ledger.add(PolledBatch(records, plans, submit_calls(plans, submit, isolate)))
+            self._one_at_a_time.pump()
+
+    def _screen_crash_suspects(self, records: list, plans: list) -> set[int]:
+        """A text that kills the translator process would be redelivered forever and stall its
+        partition. The records of a call that killed one are decoded alone from then on, so
+        the others are cleared, and a record in ingress.max_decode_crashes such calls is
+        dead-lettered. Alone means one call at a time, too: a translator merges concurrent
+        calls into one decode batch, so while suspects are around every call is queued in
+        OneAtATime. Returns the positions to decode in calls of their own."""
+        if not self._crashes:
+            return set()
+        isolate, limit = set(), self._config.ingress.max_decode_crashes
+        for i, record in enumerate(records):
+            crashes = self._crashes.get(_record_id(record), 0)
+            if crashes >= limit:
+                plans[i] = Rejection(Reason.MODEL_CRASH, f"the translator process died in {crashes} calls holding it")
+            elif crashes:
+                isolate.add(i)
+        return isolate
 
     def _deliver_ready(self) -> int:
         """Deliver the translated batches at the head of the ledger; returns how many."""
@@ -172,6 +203,10 @@ class StreamWorker:
         group = self._consumer.group_metadata() if self._delivery.commits_offsets else None
         self._delivery.deliver(outputs, offsets, group)
         self._ledger.settle(len(ready))
+        if self._crashes:
+            for batch in ready:
+                for record in batch.records:
+                    self._crashes.pop(_record_id(record), None)
         if self._delivery.commits_offsets:
             self._ledger.mark_committed(offsets)
         dead = sum(1 for out in outputs if out.topic == self._kafka.dead_letter_topic)
@@ -186,6 +221,9 @@ class StreamWorker:
         log.warning("rewinding in-flight batches after %r", err)
         self.stats.rewinds += 1
         self.stats.last_error = repr(err)
+        for batch in self._ledger.batches():
+            for record in batch.crashed_records():
+                self._crashes[_record_id(record)] = self._crashes.get(_record_id(record), 0) + 1
         self._seek_back()
         self._stop.wait(RETRY_BACKOFF_S)  # a failing broker or translator is not hammered
 
@@ -196,6 +234,7 @@ class StreamWorker:
         for tp, offset in first_offsets(self._gathering).items():
             positions.setdefault(tp, offset)
         self._gathering = []
+        self._one_at_a_time.clear()
         assigned = self._consumer.assignment()
         for tp, offset in positions.items():
             if tp in assigned:
@@ -258,10 +297,15 @@ class StreamWorker:
         the rest is dropped uncommitted (redelivered), partitions seek back to it."""
         self._submit_gathered(force=True)
         while self._ledger.has_pending() and self._now() < deadline:
+            self._one_at_a_time.pump()
             head = self._ledger.head()
             futures = [call.future for call in head.calls]
-            concurrent.futures.wait(futures, timeout=max(0.0, deadline - self._now()))
+            queued = not self._one_at_a_time.idle()
+            timeout = max(0.0, deadline - self._now())
+            concurrent.futures.wait(futures, timeout=min(timeout, 0.05) if queued else timeout)  # 0.05: send the next
             if not head.translated():
+                if queued:
+                    continue
                 break
             try:
                 self._deliver_ready()
@@ -291,6 +335,47 @@ class StreamWorker:
     @property
     def consumer(self) -> KafkaConsumer | None:
         return self._consumer
+
+
+class OneAtATime:
+    """A Submit whose calls reach the translator one after another, never side by side.
+    Pumped by the poll loop's thread: ``pump()`` sends the next call once the last finished."""
+
+    def __init__(self, submit: Submit):
+        self._submit = submit
+        self._queue: deque = deque()
+        self._running: Future | None = None
+
+    def __call__(self, route, items) -> Future:
+        proxy: Future = Future()
+        self._queue.append((route, items, proxy))
+        return proxy
+
+    def idle(self) -> bool:
+        return not self._queue and (self._running is None or self._running.done())
+
+    def pump(self) -> None:
+        while self._queue and (self._running is None or self._running.done()):
+            route, items, proxy = self._queue.popleft()
+            if proxy.set_running_or_notify_cancel():  # False: dropped by a rewind
+                self._running = self._submit(route, items)
+                self._running.add_done_callback(partial(_settle, proxy))
+
+    def clear(self) -> None:
+        self._queue.clear()
+
+
+def _settle(proxy: Future, done: Future) -> None:
+    if done.cancelled():
+        proxy.set_exception(CancelledError())
+    elif done.exception() is not None:
+        proxy.set_exception(done.exception())
+    else:
+        proxy.set_result(done.result())
+
+
+def _record_id(record) -> tuple[str, int, int]:
+    return record.topic, record.partition, record.offset
 
 
 class DrainOnRevoke(AsyncConsumerRebalanceListener):

@@ -1,4 +1,5 @@
 """Model loaders for the streaming tests (imported by name inside the translator replicas)."""
+import os
 import time
 
 from s2s.stream.models import IdentityModel, load_checkpoint_model
@@ -22,6 +23,20 @@ class FailsOnTrigger:
 
 def load_failing_toy(path: str, device: str = "cpu"):
     return FailsOnTrigger(load_checkpoint_model(path, device))
+
+
+class DiesOnTrigger(FailsOnTrigger):
+    """The real toy model, except that a batch holding "boom" kills the replica's process, the
+    way a segfault in native code or the kernel's OOM killer would: nothing can be caught."""
+
+    def best(self, texts, beam=None, max_len=None):
+        if any(TRIGGER in text.split() for text in texts):
+            os._exit(1)
+        return self._model.best(texts, beam=beam, max_len=max_len)
+
+
+def load_dying_toy(path: str, device: str = "cpu"):
+    return DiesOnTrigger(load_checkpoint_model(path, device))
 
 
 class Slow:

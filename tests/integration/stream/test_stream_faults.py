@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from s2s.prediction import Translator
+from s2s.stream import headers as hdr
 
-from .streams import (TopicReader, by_key, keys_of, produce, produce_in_background, read_answers,
+from .streams import (TopicReader, by_key, header, keys_of, produce, produce_in_background, read_answers,
                       replica_actor, toy_texts, wait_for)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400)]
@@ -84,3 +85,18 @@ def test_broker_restart_mid_stream_loses_nothing(stream_app, toy_model, keyed, k
                            read_committed=read_committed)
     assert_all_answered(records, keyed, duplicates_allowed=not read_committed)
     print(f"answers read: {len(records)} for {COUNT} keys; ingress replicas: {app.stats()}")
+
+
+def test_a_text_that_kills_the_translator_process_is_dead_lettered_and_the_rest_answered(stream_app, toy_model):
+    """Without a crash budget its partition would be redelivered to a dying replica forever."""
+    app = stream_app(toy_model, loader="tests.integration.stream.loaders:load_dying_toy",
+                     ingress={"max_decode_crashes": 3})
+    texts = toy_texts(60, seed=5)
+    good = [(f"good-{i}".encode(), text.encode()) for i, text in enumerate(texts)]
+    produce(app.bootstrap, app.topics["in"], good[:30] + [(b"killer", b"1 boom 2")] + good[30:])
+
+    answers = read_answers(app.bootstrap, app.topics["out"], {k for k, _ in good}, timeout_s=180)
+    dead = read_answers(app.bootstrap, app.topics["dlq"], {b"killer"}, timeout_s=60)
+    assert {r.key for r in answers} == {k for k, _ in good}, repr(app.stats())
+    assert [r.key for r in dead] == [b"killer"] and dead[0].value == b"1 boom 2"
+    assert header(dead[0], hdr.ERROR_REASON) == "model_crash"

@@ -2,11 +2,13 @@
 import asyncio
 import itertools
 import threading
+from concurrent.futures import Future
 
 import pytest
 from kafka.structs import TopicPartition
 
 from s2s.stream import worker as worker_module
+from s2s.stream.batch import TranslatorCrashed
 from s2s.stream.config import stream_config_from_dict
 from s2s.stream.worker import DrainOnRevoke, StreamWorker
 
@@ -72,6 +74,42 @@ def test_a_failed_translator_call_rewinds_instead_of_dead_lettering():
     worker.step()
     assert consumer.seeks == [(P1, 0)]
     assert delivery.delivered == []
+
+
+class CrashingTranslator(FakeTranslator):
+    """Every call holding the text "crash" fails as if the replica process had died in it."""
+
+    def __call__(self, route, items):
+        if not any(item.text == "crash" for item in items):
+            return super().__call__(route, items)
+        self.calls.append((route.name, list(items)))
+        future: Future = Future()
+        future.set_exception(TranslatorCrashed("translator-up died during a call"))
+        return future
+
+
+def test_a_record_that_keeps_killing_the_translator_is_decoded_alone_then_dead_lettered():
+    polled = records("in", 0, 0, [b"a", b"crash", b"b"])
+    translator = CrashingTranslator()
+    worker, consumer, delivery, _ = make_worker([polled] * 4, translator)  # redelivered after each rewind
+    for _ in range(4):
+        worker.step()
+    assert [len(items) for _, items in translator.calls] == [3, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert delivery.values("out") == [b"A", b"B"]
+    (dead,) = [r for out, _, _ in delivery.delivered for r in out if r.topic == "dlq"]
+    assert dead.value == b"crash" and dict(dead.headers)["s2s-error-reason"] == b"model_crash"
+    assert consumer.commits[-1] == {P0: 3} and worker._crashes == {}
+
+
+def test_a_call_that_fails_for_another_reason_makes_no_suspects():
+    translator = FakeTranslator(immediate=False)
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a", b"b"])] * 2, translator)
+    worker.step()
+    translator.release(TimeoutError("call timed out"))
+    worker.step()
+    assert worker.stats.rewinds == 1 and worker._crashes == {}
+    worker.step()
+    assert [len(items) for _, items in translator.calls][-1] == 2  # still one call for both
 
 
 def test_partitions_pause_while_too_much_is_in_flight_and_resume_after():
