@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -30,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.common import RESULTS, print_table, write_results  # noqa: E402
-from bench.stream_bench import AnswerReader, Broker, percentile, produce  # noqa: E402
+from bench.stream_bench import AnswerReader, Broker, percentile, private_serve, produce  # noqa: E402
 
 LOADER = "bench.step_load:load_sleeping_identity"
 P99_WINDOW_S = 5.0
@@ -268,26 +266,13 @@ def report(results: dict, png: Path) -> None:
 
 def main() -> int:
     args = parse_args()
-    import ray
-
     broker = Broker()
-    ray_dir = tempfile.mkdtemp(prefix="s2s-ray-", dir="/tmp")
     try:
         # The replicas import this file's loader: the repository must be on their path.
-        ray.init(address="local", num_cpus=4, include_dashboard=False, object_store_memory=300 * 1024**2,
-                 _temp_dir=ray_dir, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
-        from ray import serve
-
-        serve.start(proxy_location="Disabled")
-        results = run(args, broker.bootstrap)
+        with private_serve(runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}}):
+            results = run(args, broker.bootstrap)
     finally:
-        if ray.is_initialized():
-            from ray import serve
-
-            serve.shutdown()
-            ray.shutdown()
         broker.stop()
-        shutil.rmtree(ray_dir, ignore_errors=True)
     path = write_results("step_load", results)
     png = plot(results, RESULTS / "step_load.png")
     report(results, png)
