@@ -4,7 +4,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 SHELL   := /bin/bash
 
-.PHONY: setup demo test test-fast kafka-up kafka-down bench clean
+.PHONY: setup demo test test-fast kafka-up kafka-down clean
 
 setup: $(STAMP)
 	@bash cluster/kafka/kafka.sh fetch
@@ -30,9 +30,6 @@ kafka-up: setup
 
 kafka-down:
 	bash cluster/kafka/kafka.sh stop
-
-bench: setup
-	$(PY) bench/run.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -1,0 +1,22 @@
+"""The Kafka clients' settings and the libraries they rely on."""
+from kafka.record import _crc32c, util
+
+from s2s.stream.config import KafkaSettings
+from s2s.stream.kafka_clients import consumer_configs, producer_configs
+
+
+def test_kafka_python_checks_crcs_in_c():
+    # Every fetched and produced batch is checksummed; the pure-Python CRC-32C fallback cost
+    # the stream a tenth of a core (pyproject pins the crc32c module for it).
+    assert util.calc_crc32c.__defaults__[0] is not _crc32c.crc
+    assert util.calc_crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+
+
+def test_delivery_contract_settings():
+    settings = KafkaSettings(bootstrap="127.0.0.1:9", group_id="g")
+    consumer = consumer_configs(settings, client_id="c")
+    producer = producer_configs(settings, client_id="c")
+    assert consumer["enable_auto_commit"] is False
+    assert producer["acks"] == "all" and producer["enable_idempotence"] is True
+    assert "transactional_id" not in producer
+    assert producer_configs(settings, "c", transactional_id="t")["transactional_id"] == "t"
