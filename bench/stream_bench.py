@@ -1,18 +1,20 @@
 """Streaming benchmark: Kafka -> Ray Serve -> Kafka, against decoding in-process.
 
     .venv/bin/python bench/stream_bench.py
-    .venv/bin/python bench/stream_bench.py --model runs/toy-reverse/best --messages 3000
+    .venv/bin/python bench/stream_bench.py --model runs/toy-reverse/best --messages 3000 --rounds 1
 
 Starts what it needs and stops it afterwards: a private Kafka broker (unless
 $S2S_KAFKA_BOOTSTRAP names a cluster), a private Ray instance, and, without --model, a toy reverse
 model trained into a temporary directory (~30 s). It then measures
 
-1. in-process ceiling: the same model decoding the same texts, ``max_batch_size`` texts per call,
-   with as many torch threads as the translator replica has CPUs (measured before and after the
-   pipeline runs; the better of the two is the ceiling);
-2. the model behind Kafka + Serve: capacity (a backlog of --messages records drained from the
-   earliest offset) and, at fractions of the ceiling, end-to-end latency (producer send ->
-   answer read back) and achieved messages/s;
+1. capacity, in --rounds paired rounds: the in-process ceiling (the same model decoding the same
+   texts, ``max_batch_size`` texts per call, on as many torch threads as the translator replica
+   has CPUs), then the model behind Kafka + Serve draining a backlog of --messages records on a
+   fresh deployment; after the last round the ceiling once more. Each backlog is compared with
+   the mean of the ceilings measured just before and just after it, so a busy spell of the
+   (shared, noisy) machine weighs on both sides alike; the median round is the result;
+2. at fractions of the median ceiling: end-to-end latency (producer send -> answer read back)
+   and achieved messages/s;
 3. the identity model (a loader that returns the text) the same way: the pipeline's own cost.
 
 Results go to bench/results/stream_bench.json and a table is printed.
@@ -45,6 +47,7 @@ from s2s.stream.local import replicas_at_normal_priority  # noqa: E402
 KAFKA_SH = REPO / "cluster" / "kafka" / "kafka.sh"
 TOKENS = list("abcdefghij") + [str(n) for n in range(10)]
 MODEL_TARGET = 0.80       # of the in-process ceiling
+MODEL_LOADER = "s2s.stream.models:load_checkpoint_model"
 IDENTITY_TARGET = 3000.0  # messages/s
 
 
@@ -270,14 +273,45 @@ class Pipeline:
         delete_topics(self.bootstrap, self.topics.values())
 
 
+def capacity_rounds(bootstrap: str, model: Path, texts: list[str], args: argparse.Namespace) -> list[dict]:
+    """Backlog rate against the in-process ceiling, round by round (see the module docstring)."""
+    def ceiling() -> float:
+        return in_process_rate(model, texts, args.batch, args.decode_threads)
+
+    before, rounds = ceiling(), []
+    for number in range(1, args.rounds + 1):
+        pipeline = Pipeline(bootstrap, str(model), MODEL_LOADER, args)
+        try:
+            backlog = pipeline.run(texts, 0, f"model-backlog-{number}", backlog=True)
+        finally:
+            pipeline.delete()
+        after = ceiling()
+        in_process = (before + after) / 2
+        rounds.append({"pipeline": "model", "offered": f"backlog {number}", **backlog,
+                       "in_process_msgs_per_s": in_process, "vs_in_process": backlog["msgs_per_s"] / in_process})
+        print(f"round {number}: in-process {before:,.0f} / {after:,.0f} msg/s, pipeline {backlog['msgs_per_s']:,.0f} "
+              f"msg/s = {rounds[-1]['vs_in_process']:.0%}")
+        before = after
+    return rounds
+
+
+def median_round(rounds: list[dict]) -> dict:
+    return sorted(rounds, key=lambda r: r["vs_in_process"])[len(rounds) // 2]
+
+
 def bench_pipeline(kind: str, bootstrap: str, model: str, loader: str, texts: list[str], rates: list[float],
-                   args: argparse.Namespace) -> list[dict]:
-    """Capacity from a backlog, then latency at each offered rate, on one deployment."""
+                   args: argparse.Namespace, backlog: bool = True) -> list[dict]:
+    """Capacity from a backlog (or, with ``backlog`` False, an untimed warm-up), then latency at
+    each offered rate, on one deployment."""
     pipeline = Pipeline(bootstrap, model, loader, args)
     rows = []
     try:
-        capacity = pipeline.run(texts, 0, f"{kind}-backlog", backlog=True)
-        rows.append({"pipeline": kind, "offered": "backlog", **capacity})
+        if backlog:
+            capacity = pipeline.run(texts, 0, f"{kind}-backlog", backlog=True)
+            rows.append({"pipeline": kind, "offered": "backlog", **capacity})
+        else:  # a fresh deployment: its first batches (group join, first decodes) are not timed
+            pipeline.deploy()
+            pipeline.run(texts[:4 * args.batch], 0, f"{kind}-warm-up")
         for rate in rates:
             count = min(len(texts), max(200, int(rate * args.seconds)))
             result = pipeline.run(texts[:count], rate, f"{kind}-{rate:.0f}")
@@ -293,7 +327,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", help="checkpoint directory (default: train the toy reverse model)")
     p.add_argument("--texts", help="one source text per line (default: toy sequences)")
-    p.add_argument("--messages", type=int, default=3000, help="backlog size; rated runs use up to this many")
+    p.add_argument("--messages", type=int, default=10000, help="backlog size; rated runs use up to this many")
+    p.add_argument("--rounds", type=int, default=3, help="paired in-process / backlog rounds for the capacity")
     p.add_argument("--identity-messages", type=int, default=20000, help="backlog size for the identity model")
     p.add_argument("--seconds", type=float, default=4.0, help="length of each rated run")
     p.add_argument("--batch", type=int, default=256, help="translator max_batch_size = in-process batch")
@@ -310,21 +345,20 @@ def run(args: argparse.Namespace, broker: Broker, workdir: Path) -> dict:
     load_before = os.getloadavg()  # other work on the machine skews every number here
     model = Path(args.model) if args.model else train_toy(workdir)
     texts = read_texts(args.texts, args.messages)
-    first = in_process_rate(model, texts, args.batch, args.decode_threads)
-    print(f"in-process: {first:,.0f} messages/s ({args.decode_threads} thread(s), batch {args.batch})")
-    model_rates = [first * float(f) for f in args.model_fractions.split(",")]
+    rounds = capacity_rounds(broker.bootstrap, model, texts, args)
+    ceiling = median_round(rounds)["in_process_msgs_per_s"]
+    model_rates = [ceiling * float(f) for f in args.model_fractions.split(",")]
+    rated = bench_pipeline("model", broker.bootstrap, str(model), MODEL_LOADER, texts, model_rates, args,
+                           backlog=False)
+    for row in rated:
+        row["vs_in_process"] = row["msgs_per_s"] / ceiling
     identity_rates = [float(r) for r in args.identity_rates.split(",")]
-    rows = bench_pipeline("model", broker.bootstrap, str(model), "s2s.stream.models:load_checkpoint_model",
-                          texts, model_rates, args)
-    identity_texts = read_texts(args.texts, args.identity_messages)
-    rows += bench_pipeline("identity", broker.bootstrap, "identity", "s2s.stream.models:load_identity_model",
-                           identity_texts, identity_rates, args)
-    # Measured again at the end and the better one kept: a ratio against a ceiling that
-    # happened to be measured while the machine was busy would flatter the pipeline.
-    ceiling = max(first, in_process_rate(model, texts, args.batch, args.decode_threads))
-    for row in rows:
-        row["vs_in_process"] = row["msgs_per_s"] / ceiling if row["pipeline"] == "model" else None
-    return {"model": str(model), "in_process_msgs_per_s": ceiling, "in_process_first_msgs_per_s": first, "rows": rows,
+    identity = bench_pipeline("identity", broker.bootstrap, "identity", "s2s.stream.models:load_identity_model",
+                              read_texts(args.texts, args.identity_messages), identity_rates, args)
+    for row in identity:
+        row["vs_in_process"] = None
+    return {"model": str(model), "in_process_msgs_per_s": ceiling,
+            "capacity_vs_in_process": median_round(rounds)["vs_in_process"], "rows": rounds + rated + identity,
             "load_average": {"before": load_before, "after": os.getloadavg()},
             "settings": dict(vars(args))}
 
@@ -337,12 +371,12 @@ def report(results: dict) -> None:
                   _blank(r["p95_ms"]), _blank(r["p99_ms"]),
                   "" if r["vs_in_process"] is None else f"{r['vs_in_process']:.0%}"]
                  for r in rows])
-    model_capacity = next(r for r in rows if r["pipeline"] == "model" and r["offered"] == "backlog")
     identity_capacity = next(r for r in rows if r["pipeline"] == "identity" and r["offered"] == "backlog")
     print(f"load average (1, 5, 15 min) before/after: {results['load_average']['before']} / "
           f"{results['load_average']['after']}")
-    print(f"in-process ceiling: {results['in_process_msgs_per_s']:,.0f} messages/s")
-    print(f"model pipeline capacity: {model_capacity['vs_in_process']:.0%} of in-process "
+    print(f"in-process ceiling (median round): {results['in_process_msgs_per_s']:,.0f} messages/s")
+    print(f"model pipeline capacity, median of {len([r for r in rows if str(r['offered']).startswith('backlog ')])} "
+          f"rounds: {results['capacity_vs_in_process']:.0%} of in-process "
           f"(target {MODEL_TARGET:.0%}); identity capacity {identity_capacity['msgs_per_s']:,.0f} msg/s "
           f"(target {IDENTITY_TARGET:,.0f})")
 
