@@ -55,6 +55,7 @@ from .routing import Router
 log = logging.getLogger(__name__)
 
 BUSY_POLL_MS = 5     # poll wait while answers may be ready: bounds the latency the loop adds
+PAUSED_WAIT_S = 0.1  # longest wait for an answer while paused, between polls that keep the group
 RETRY_BACKOFF_S = 0.5
 LAG_EVERY_S = 1.0    # how often the lag is measured (it feeds the autoscaler and the gauges)
 
@@ -137,9 +138,13 @@ class StreamWorker:
     def step(self) -> None:
         """Poll once, start translating what is due, deliver what is ready, commit, pace."""
         busy = self._ledger.has_pending() or self._gathering
+        if self._paused_for_answers():
+            self._await_head()
+            timeout_ms = 0  # nothing to fetch while paused; the poll keeps the consumer in the group
+        else:
+            timeout_ms = BUSY_POLL_MS if busy else self._kafka.poll_timeout_ms
         room = self._kafka.max_poll_records - len(self._gathering)
-        polled = self._consumer.poll(timeout_ms=BUSY_POLL_MS if busy else self._kafka.poll_timeout_ms,
-                                     max_records=max(1, room))
+        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max(1, room))
         self._gather([record for batch in polled.values() for record in batch])
         try:
             self._submit_gathered()
@@ -258,9 +263,23 @@ class StreamWorker:
         self._ledger.mark_committed(offsets)
         self.stats.commits += 1
 
+    def _over_in_flight_limit(self) -> bool:
+        return self._ledger.in_flight() + len(self._gathering) >= self._kafka.max_in_flight
+
+    def _paused_for_answers(self) -> bool:
+        """True while _pace holds every partition paused and only the head batch's answers (a
+        plain translator call, not a queued quarantine one) can move the loop on."""
+        return (self._over_in_flight_limit() and not self._gathering and self._ledger.has_pending()
+                and self._one_at_a_time.idle())
+
+    def _await_head(self) -> None:
+        """Wait, woken the moment they finish, for the head batch's calls (at most
+        PAUSED_WAIT_S): under backpressure a 5 ms poll loop only burnt CPU the decoders needed."""
+        concurrent.futures.wait([call.future for call in self._ledger.head().calls], timeout=PAUSED_WAIT_S)
+
     def _pace(self) -> None:
         """Pause every partition while too much is in flight; resume below the limit."""
-        if self._ledger.in_flight() + len(self._gathering) >= self._kafka.max_in_flight:
+        if self._over_in_flight_limit():
             running = self._consumer.assignment() - self._consumer.paused()
             if running:
                 self._consumer.pause(*running)

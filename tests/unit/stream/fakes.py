@@ -41,11 +41,13 @@ class FakeConsumer:
         self.fail_commit = False
         self.highwaters: dict[TopicPartition, int] = {}  # what the last fetch responses said
         self.topic_partitions: dict[str, int] = {}
+        self.poll_timeouts: list[int] = []
 
     def subscribe(self, topics, listener=None):
         self.topics, self.listener = topics, listener
 
     def poll(self, timeout_ms=0, max_records=None):
+        self.poll_timeouts.append(timeout_ms)
         if not self.polls:
             return {}
         batch = self.polls.popleft()

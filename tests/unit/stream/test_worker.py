@@ -2,6 +2,7 @@
 import asyncio
 import itertools
 import threading
+import time
 from concurrent.futures import Future
 
 import pytest
@@ -124,6 +125,20 @@ def test_partitions_pause_while_too_much_is_in_flight_and_resume_after():
     worker.step()
     assert consumer.paused_set == set()
     assert delivery.values("out") == [b"A", b"B", b"C", b"D"]
+
+
+def test_a_paused_loop_waits_for_the_head_batch_instead_of_polling_every_few_ms(monkeypatch):
+    monkeypatch.setattr(worker_module, "PAUSED_WAIT_S", 5.0)
+    translator = FakeTranslator(immediate=False)
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a", b"b", b"c", b"d"])], translator)
+    worker.step()
+    assert consumer.paused_set == {P0, P1}  # 4 in flight, limit 4
+    threading.Timer(0.2, translator.release).start()
+    started = time.monotonic()
+    worker.step()
+    assert 0.15 < time.monotonic() - started < 4  # woken by the answers, not by the time limit
+    assert consumer.poll_timeouts[-1] == 0  # the poll that keeps it in the group does not wait
+    assert delivery.values("out") == [b"A", b"B", b"C", b"D"] and consumer.paused_set == set()
 
 
 def test_exactly_once_sends_offsets_with_the_outputs_and_never_commits_itself():
