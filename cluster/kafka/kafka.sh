@@ -268,10 +268,20 @@ launch() {
     echo $! >"$PID_FILE"
 }
 
+# Whether the process launch() started is still there. Not broker_pid: its cmdline check fails
+# for a moment after launch, until setsid has exec'ed java, which on a busy machine read as
+# "exited" while the broker went on starting (and was then left running).
+launched_alive() {
+    local pid
+    pid="$(cat "$PID_FILE" 2>/dev/null)" || return 1
+    [[ -n "$pid" && -r "/proc/$pid/stat" ]] || return 1
+    [[ "$(cut -d' ' -f3 "/proc/$pid/stat")" != Z ]]  # a zombie: exited, not yet reaped
+}
+
 wait_ready() {
     local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-60}))
     while ((SECONDS < deadline)); do
-        if ! broker_pid >/dev/null; then
+        if ! launched_alive; then
             tail -n 40 "$LOG_FILE" >&2 || true
             die "broker exited during startup (log: $LOG_FILE)"
         fi

@@ -14,6 +14,7 @@ from dataclasses import replace
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from s2s.localhost import free_ports
 from s2s.stream.kafka_admin import end_offsets
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -112,6 +113,20 @@ def test_kafka_sh_status_and_start_are_idempotent(kafka_broker, tmp_path):
     no_broker_here = replace(broker, script_env=dict(broker.script_env, KAFKA_HOME_DIR=str(tmp_path)))
     assert no_broker_here.kafka_sh("status").returncode != 0
     assert no_broker_here.kafka_sh("stop").returncode == 0  # stopping nothing is fine
+
+
+def test_a_broker_that_dies_while_starting_fails_start_at_once(kafka_broker, tmp_path):
+    broker = _owned_broker(kafka_broker)
+    port, controller = free_ports(2)
+    doomed = replace(broker, script_env=dict(broker.script_env, KAFKA_HOME_DIR=str(tmp_path / "home"),
+                                             KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller),
+                                             KAFKA_HEAP_OPTS="-Xmx1k"))  # the JVM refuses to start
+    started = time.monotonic()
+    result = doomed.kafka_sh("start")
+    assert result.returncode != 0
+    assert "broker exited during startup" in result.stderr
+    assert time.monotonic() - started < 30  # not the 60 s readiness timeout
+    assert doomed.kafka_sh("status").returncode != 0
 
 
 def test_console_producer_and_consumer_round_trip(kafka_broker, topic_factory):
