@@ -268,9 +268,9 @@ class StreamWorker:
 
     def _paused_for_answers(self) -> bool:
         """True while _pace holds every partition paused and only the head batch's answers (a
-        plain translator call, not a queued quarantine one) can move the loop on."""
-        return (self._over_in_flight_limit() and not self._gathering and self._ledger.has_pending()
-                and self._one_at_a_time.idle())
+        plain translator call, not a queued quarantine one) can move the loop on. Over the limit
+        with nothing gathered, the ledger holds at least one batch (max_in_flight >= 1)."""
+        return self._over_in_flight_limit() and not self._gathering and self._one_at_a_time.idle()
 
     def _await_head(self) -> None:
         """Wait, woken the moment they finish, for the head batch's calls (at most
@@ -342,14 +342,20 @@ class StreamWorker:
         self.stats.revocations += 1
         self._drain(self._now() + self._config.ingress.drain_timeout_s)
         uncommitted = {} if self._delivery.commits_offsets else self._ledger.uncommitted()
-        self._ledger.forget(revoked)
+        self._forget(revoked)
         return {tp: off for tp, off in uncommitted.items() if tp in revoked}
 
     def on_lost(self, lost: Iterable[TopicPartition]) -> None:
         """Evicted from the group: nothing may be committed; drop it all."""
         self._ledger.rewind()
         self._gathering = []
-        self._ledger.forget(lost)
+        self._forget(set(lost))
+
+    def _forget(self, gone: set[TopicPartition]) -> None:
+        """Partitions another member owns now: their offsets, and their crash suspects (which
+        this member will never clear by delivering them, and would keep it one call at a time)."""
+        self._ledger.forget(gone)
+        self._crashes = {rid: n for rid, n in self._crashes.items() if TopicPartition(rid[0], rid[1]) not in gone}
 
     @property
     def consumer(self) -> KafkaConsumer | None:

@@ -102,6 +102,18 @@ def test_a_record_that_keeps_killing_the_translator_is_decoded_alone_then_dead_l
     assert consumer.commits[-1] == {P0: 3} and worker._crashes == {}
 
 
+def test_suspects_of_a_partition_given_up_are_forgotten():
+    translator = CrashingTranslator()
+    worker, consumer, _, _ = make_worker([records("in", 0, 0, [b"a", b"crash"]), records("in", 1, 0, [b"c", b"d"])],
+                                         translator)
+    worker.step()
+    assert set(worker._crashes) == {("in", 0, 0), ("in", 0, 1)}
+    worker.before_revoke({P0})
+    assert worker._crashes == {}
+    worker.step()
+    assert [len(items) for _, items in translator.calls][-1] == 2  # P1's records in one call again
+
+
 def test_a_call_that_fails_for_another_reason_makes_no_suspects():
     translator = FakeTranslator(immediate=False)
     worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a", b"b"])] * 2, translator)
