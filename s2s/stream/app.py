@@ -19,18 +19,19 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from .config import IngressAutoscaling, RouteAutoscaling, StreamConfig, stream_config_from_dict
+from .config import AutoscalingBounds, StreamConfig, stream_config_from_dict
 from .deployments import KafkaIngress, TranslatorDeployment
 from .kafka_clients import resolve_bootstrap, resolve_security
 from .lag_policy import POLICY_PATH
 from .models import Loader
 
 INGRESS_NAME = "ingress"
+TRANSLATOR_PREFIX = "translator-"
 SHUTDOWN_MARGIN_S = 15  # on top of the drain: leaving the group and closing the producer
 
 
 def translator_name(route_name: str) -> str:
-    return f"translator-{route_name}"
+    return f"{TRANSLATOR_PREFIX}{route_name}"
 
 
 def build_app(config: StreamConfig, loader: str | Loader | None = None) -> Application:
@@ -63,7 +64,7 @@ def _ingress_replicas(config: StreamConfig) -> dict[str, Any]:
     return {"autoscaling_config": {**_serve_bounds(scaling), "policy": policy}}
 
 
-def _serve_bounds(scaling: IngressAutoscaling | RouteAutoscaling) -> dict[str, Any]:
+def _serve_bounds(scaling: AutoscalingBounds) -> dict[str, Any]:
     """The part of Serve's autoscaling_config both sections share."""
     return {"min_replicas": scaling.min_replicas, "max_replicas": scaling.max_replicas,
             "upscale_delay_s": scaling.upscale_delay_s, "downscale_delay_s": scaling.downscale_delay_s,

@@ -78,6 +78,7 @@ def _status_parser(sub) -> None:
     p.add_argument("--address", default="auto", help="Ray cluster to join: 'auto' (default) or HOST:PORT")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of tables")
     _bootstrap_arg(p)
+    _security_arg(p)
     p.set_defaults(func=status_command)
 
 
@@ -107,11 +108,12 @@ def produce_command(args: argparse.Namespace) -> int:
     from .console import produce_lines
 
     key_sep = KEY_SEPARATORS.get(args.key_sep, args.key_sep)
+    bootstrap, security = _bootstrap(args), _security(args)
     if args.file:
         with open(args.file, encoding="utf-8") as lines:  # FileNotFoundError -> "s2s: error: ..."
-            sent = produce_lines(_bootstrap(args), args.topic, lines, key_sep, security=_security(args))
+            sent = produce_lines(bootstrap, args.topic, lines, key_sep, security=security)
     else:
-        sent = produce_lines(_bootstrap(args), args.topic, sys.stdin, key_sep, security=_security(args))
+        sent = produce_lines(bootstrap, args.topic, sys.stdin, key_sep, security=security)
     print(f"produced {sent} records to {args.topic}", file=sys.stderr)
     return 0
 
@@ -135,13 +137,13 @@ def status_command(args: argparse.Namespace) -> int:
 
     from .status import collect, format_status, to_json
 
-    bootstrap = _bootstrap(args)
+    bootstrap, security = _bootstrap(args), _security(args)  # a bad security file: an error before Ray
     try:
         ray.init(address=args.address, log_to_driver=False, logging_level=logging.WARNING)
     except ConnectionError as err:  # -> "s2s: error: ...", exit 2
         raise ValueError(f"no Ray cluster at --address {args.address}: {err}") from err
     try:
-        apps = collect(bootstrap)
+        apps = collect(bootstrap, security)
     finally:
         ray.shutdown()
     print(to_json(apps) if args.json else format_status(apps))

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from .messages import Limits
-from .security import KafkaSecurity, KafkaSecurityError, security_from_dict
+from .security import KafkaSecurity, KafkaSecurityError
 
 AT_LEAST_ONCE = "at_least_once"
 EXACTLY_ONCE = "exactly_once"
@@ -84,17 +84,24 @@ class KafkaSettings:
 
 
 @dataclass(frozen=True)
-class IngressAutoscaling:
-    """Lag-driven ingress scaling (lag_policy.py): replicas = ceil(group lag / target_lag),
-    within [min_replicas, max_replicas] and never above the input partitions."""
+class AutoscalingBounds:
+    """What both autoscaling sections share: Serve's replica bounds and timing."""
 
-    min_replicas: int = 1             # at least one: a replica must be there to report the lag
+    min_replicas: int = 1
     max_replicas: int = 3
-    target_lag: int = 1000            # records behind the log end one replica should carry
-    upscale_delay_s: float = 5.0      # the lag must ask for more replicas this long first
+    upscale_delay_s: float = 5.0      # the load must ask for more replicas this long first
     downscale_delay_s: float = 60.0   # ...and for fewer replicas this long
-    look_back_period_s: float = 10.0  # the lag is averaged over this window
-    metrics_interval_s: float = 1.0   # how often each replica reports its lag to the controller
+    look_back_period_s: float = 10.0  # the load is averaged over this window
+    metrics_interval_s: float = 1.0   # how often each replica reports its load to the controller
+
+
+@dataclass(frozen=True)
+class IngressAutoscaling(AutoscalingBounds):
+    """Lag-driven ingress scaling (lag_policy.py): replicas = ceil(group lag / target_lag),
+    within [min_replicas, max_replicas] (min at least one: a replica must be there to report the
+    lag) and never above the input partitions."""
+
+    target_lag: int = 1000            # records behind the log end one replica should carry
 
     def validate(self, where: str) -> "IngressAutoscaling":
         _check_scaling(self, where, min_floor=1)
@@ -104,16 +111,11 @@ class IngressAutoscaling:
 
 
 @dataclass(frozen=True)
-class RouteAutoscaling:
+class RouteAutoscaling(AutoscalingBounds):
     """Translator scaling on ongoing requests (lists in flight), Serve's own policy."""
 
-    min_replicas: int = 1
     max_replicas: int = 2
     target_ongoing_requests: float = 2.0  # lists queued or decoding per replica
-    upscale_delay_s: float = 5.0
-    downscale_delay_s: float = 60.0
-    look_back_period_s: float = 10.0
-    metrics_interval_s: float = 1.0
 
     def validate(self, where: str) -> "RouteAutoscaling":
         _check_scaling(self, where, min_floor=0)
@@ -228,7 +230,7 @@ def _check_routes_distinct(routes: tuple[RouteConfig, ...], dead_letter_topic: s
         raise StreamConfigError(f"routes: topic {sorted(inputs & outputs)[0]!r} is both read and written")
 
 
-def _check_scaling(scaling: Any, where: str, min_floor: int) -> None:
+def _check_scaling(scaling: AutoscalingBounds, where: str, min_floor: int) -> None:
     """The bounds and timings every autoscaling section shares."""
     for name in ("min_replicas", "max_replicas"):
         value = getattr(scaling, name)
@@ -292,13 +294,11 @@ def _with_autoscaling(values: Any, scaling_cls: type, where: str) -> Any:
 
 
 def _with_security(values: Any) -> Any:
-    """``kafka`` with its ``security`` mapping built into a KafkaSecurity."""
+    """``kafka`` with its ``security`` mapping built into a KafkaSecurity (KafkaSettings.validate
+    checks it)."""
     if not isinstance(values, dict) or values.get("security") is None:
         return values
-    try:
-        return {**values, "security": security_from_dict(values["security"], "kafka.security")}
-    except KafkaSecurityError as err:
-        raise StreamConfigError(str(err)) from err
+    return {**values, "security": _build(KafkaSecurity, values["security"], "kafka.security")}
 
 
 def stream_config_from_dict(values: dict[str, Any]) -> StreamConfig:

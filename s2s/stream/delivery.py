@@ -58,6 +58,13 @@ def _send_all(producer: KafkaProducer, records: Sequence[OutRecord]) -> list:
     return [producer.send(r.topic, key=r.key, value=r.value, headers=list(r.headers)) for r in records]
 
 
+def _check_acknowledged(futures: list) -> None:
+    """Raise unless the broker acknowledged every one of ``futures`` (after a flush)."""
+    failed = [future for future in futures if not future.succeeded()]
+    if failed:
+        raise DeliveryError(f"{len(failed)} of {len(futures)} records not acknowledged: {failed[0].exception!r}")
+
+
 class AtLeastOnceDelivery:
     """Idempotent producer, acks=all; offsets are committed by the ingress after deliver()."""
 
@@ -78,9 +85,7 @@ class AtLeastOnceDelivery:
             producer.flush(timeout=self._flush_timeout_s)
         except KafkaError as err:
             raise DeliveryError(f"producing {len(records)} records failed: {err!r}") from err
-        failed = [f for f in futures if not f.succeeded()]
-        if failed:
-            raise DeliveryError(f"{len(failed)} of {len(records)} records not acknowledged: {failed[0].exception!r}")
+        _check_acknowledged(futures)
 
     def _ensure_producer(self) -> KafkaProducer:
         if self._producer is None:
@@ -123,9 +128,7 @@ class TransactionalDelivery:
         # dropped, without aborting the transaction: a commit would then store the input offsets
         # without those outputs. So every record must be acknowledged before the commit.
         producer.flush()
-        failed = [future for future in futures if not future.succeeded()]
-        if failed:
-            raise DeliveryError(f"{len(failed)} of {len(records)} records not acknowledged: {failed[0].exception!r}")
+        _check_acknowledged(futures)
         producer.commit_transaction()
 
     def _ensure_producer(self) -> KafkaProducer:

@@ -123,10 +123,12 @@ class KafkaIngress:
 
     def _run(self) -> None:
         try:
-            check_credentials(self._config.kafka)  # a wrong password: one clear error, not a bootstrap timeout
+            # A wrong password: one clear error, not a bootstrap timeout (create_topics checks too).
             if self._config.kafka.create_topics:
                 create_topics(resolve_bootstrap(self._config.kafka), self._config.all_topics(),
                               partitions=self._config.kafka.partitions, security=resolve_security(self._config.kafka))
+            else:
+                check_credentials(self._config.kafka)
             self._worker.run(self._stop)
         except BaseException as err:  # noqa: BLE001 - reported by check_health, Serve restarts us
             self._error = err

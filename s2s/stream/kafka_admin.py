@@ -15,7 +15,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from .kafka_auth import check_authentication
-from .security import KafkaSecurity, security_from_env
+from .security import KafkaSecurity, security_or_env
 
 BOOTSTRAP_ENV = "S2S_KAFKA_BOOTSTRAP"
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"  # cluster/kafka/kafka.sh's default port
@@ -28,7 +28,7 @@ def bootstrap_from_env(default: str = DEFAULT_BOOTSTRAP) -> str:
 
 def security_configs(bootstrap: str, security: KafkaSecurity | None) -> dict:
     """kafka-python security options (secrets read now), once the brokers accepted them."""
-    configs = (security if security is not None else security_from_env()).client_configs()
+    configs = security_or_env(security).client_configs()
     check_authentication(bootstrap, configs)
     return configs
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from .config import KafkaSettings
-from .kafka_admin import bootstrap_from_env
-from .kafka_auth import check_authentication
-from .security import KafkaSecurity, security_from_env
+from .kafka_admin import bootstrap_from_env, security_configs
+from .security import KafkaSecurity, security_or_env
 
 
 def resolve_bootstrap(settings: KafkaSettings) -> str:
@@ -21,13 +20,13 @@ def resolve_bootstrap(settings: KafkaSettings) -> str:
 
 def resolve_security(settings: KafkaSettings) -> KafkaSecurity:
     """The configured security settings, else those of $S2S_KAFKA_SECURITY's file, else PLAINTEXT."""
-    return settings.security if settings.security is not None else security_from_env()
+    return security_or_env(settings.security)
 
 
 def check_credentials(settings: KafkaSettings) -> None:
     """Fail at once with a clear error if the brokers refuse our SASL credentials
     (kafka_auth.py: kafka-python itself would retry until its bootstrap timeout)."""
-    check_authentication(resolve_bootstrap(settings), resolve_security(settings).client_configs())
+    security_configs(resolve_bootstrap(settings), settings.security)
 
 
 def consumer_configs(settings: KafkaSettings, client_id: str) -> dict[str, Any]:

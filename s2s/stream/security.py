@@ -229,3 +229,8 @@ def security_from_env() -> KafkaSecurity:
     """The settings of the file named by $S2S_KAFKA_SECURITY, else PLAINTEXT."""
     path = os.environ.get(SECURITY_ENV, "").strip()
     return load_security_file(path) if path else PLAINTEXT
+
+
+def security_or_env(security: KafkaSecurity | None) -> KafkaSecurity:
+    """``security`` when configured, else security_from_env()."""
+    return security if security is not None else security_from_env()

@@ -16,9 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .app import INGRESS_NAME
-
-TRANSLATOR_PREFIX = "translator-"
+from .app import INGRESS_NAME, TRANSLATOR_PREFIX
+from .security import KafkaSecurity
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,9 @@ class AppStatus:
 
 # -- gathering (Ray + Kafka) ------------------------------------------------------------------
 
-def collect(bootstrap: str) -> list[AppStatus]:
-    """Every s2s application on the connected Ray cluster (ray.init done by the caller)."""
+def collect(bootstrap: str, security: KafkaSecurity | None = None) -> list[AppStatus]:
+    """Every s2s application on the connected Ray cluster (ray.init done by the caller); the lag
+    is read from Kafka with ``security`` (None: $S2S_KAFKA_SECURITY's settings, else plaintext)."""
     from ray.serve.context import _get_global_client
 
     client = _get_global_client(raise_if_no_controller_running=False)
@@ -54,19 +54,20 @@ def collect(bootstrap: str) -> list[AppStatus]:
         return []
     # serve.status() drops the target replica count; the controller's details keep it.
     details = client.get_serve_details()
-    return [_app_status(name, app.get("deployments", {}), bootstrap)
+    return [_app_status(name, app.get("deployments", {}), bootstrap, security)
             for name, app in sorted(details.get("applications", {}).items())
             if INGRESS_NAME in app.get("deployments", {})]
 
 
-def _app_status(app_name: str, deployments: dict[str, Any], bootstrap: str) -> AppStatus:
+def _app_status(app_name: str, deployments: dict[str, Any], bootstrap: str,
+                security: KafkaSecurity | None) -> AppStatus:
     names = [n for n in sorted(deployments) if n == INGRESS_NAME or n.startswith(TRANSLATOR_PREFIX)]
     stats = {name: _replica_stats(app_name, name) for name in names}
     reports = [_deployment_status(name, deployments[name], stats[name]) for name in names]
     ingress = stats[INGRESS_NAME]
     group_id = next((s["group_id"] for s in ingress), "")
     topics = next((s["input_topics"] for s in ingress), [])
-    return AppStatus(app_name, group_id, reports, group_lag(bootstrap, group_id, topics) if group_id else {})
+    return AppStatus(app_name, group_id, reports, group_lag(bootstrap, group_id, topics, security) if group_id else {})
 
 
 def _replica_stats(app_name: str, deployment: str) -> list[dict[str, Any]]:
@@ -78,9 +79,14 @@ def _replica_stats(app_name: str, deployment: str) -> list[dict[str, Any]]:
     return [a for a in answers if isinstance(a, dict)]
 
 
-def _deployment_status(name: str, details: dict[str, Any], stats: list[dict[str, Any]]) -> DeploymentStatus:
+def replica_counts(details: dict[str, Any]) -> tuple[int, int]:
+    """(running, target) replicas of a deployment, from the Serve controller's details of it."""
     running = sum(1 for replica in details.get("replicas", []) if replica.get("state") == "RUNNING")
-    return DeploymentStatus(name, running, int(details.get("target_num_replicas", 0)),
+    return running, int(details.get("target_num_replicas", 0))
+
+
+def _deployment_status(name: str, details: dict[str, Any], stats: list[dict[str, Any]]) -> DeploymentStatus:
+    return DeploymentStatus(name, *replica_counts(details),
                             sum(s.get("msgs_per_s") or 0.0 for s in stats),
                             _largest(s.get("p50_ms") for s in stats), _largest(s.get("p99_ms") for s in stats))
 
@@ -90,14 +96,15 @@ def _largest(values) -> float | None:
     return max(present) if present else None
 
 
-def group_lag(bootstrap: str, group_id: str, topics: list[str]) -> dict[str, int]:
+def group_lag(bootstrap: str, group_id: str, topics: list[str],
+              security: KafkaSecurity | None = None) -> dict[str, int]:
     """{"topic-partition": log end offset - committed offset} of ``group_id`` (a partition the
     group never committed counts from its first offset)."""
     from kafka import KafkaConsumer, TopicPartition
 
     from .kafka_admin import security_configs
 
-    consumer = KafkaConsumer(**security_configs(bootstrap, None), bootstrap_servers=bootstrap,
+    consumer = KafkaConsumer(**security_configs(bootstrap, security), bootstrap_servers=bootstrap,
                              group_id=group_id, enable_auto_commit=False, client_id="s2s-status")
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]

@@ -3,6 +3,7 @@ from kafka.record import _crc32c, util
 
 from s2s.stream.config import KafkaSettings
 from s2s.stream.kafka_clients import consumer_configs, producer_configs
+from s2s.stream.security import SECURITY_ENV
 
 
 def test_kafka_python_checks_crcs_in_c():
@@ -12,7 +13,8 @@ def test_kafka_python_checks_crcs_in_c():
     assert util.calc_crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
 
 
-def test_delivery_contract_settings():
+def test_delivery_contract_settings(monkeypatch):
+    monkeypatch.delenv(SECURITY_ENV, raising=False)  # plaintext, whatever the environment says
     settings = KafkaSettings(bootstrap="127.0.0.1:9", group_id="g")
     consumer = consumer_configs(settings, client_id="c")
     producer = producer_configs(settings, client_id="c")

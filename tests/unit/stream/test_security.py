@@ -141,10 +141,12 @@ def test_cli_reports_a_bad_security_config_in_one_line(tmp_path, capsys, monkeyp
     (tmp_path / "sasl.yaml").write_text(json.dumps(SASL))
     assert main(["produce", "--topic", "t", "--security-config", str(tmp_path / "missing.yaml")]) == 2
     assert main(["consume", "--topic", "t", "--security-config", str(tmp_path / "sasl.yaml")]) == 2
+    assert main(["status", "--security-config", str(tmp_path / "missing.yaml")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("s2s: error: security config") and "missing.yaml" in lines[0]
     assert lines[1] == ("s2s: error: kafka.security.sasl_plain_password_env: "
                         "environment variable S2S_TEST_KAFKA_PASSWORD is not set or empty")
+    assert lines[2] == lines[0]
 
 
 def test_authentication_check_needs_sasl_and_leaves_unreachable_brokers_to_the_client():
