@@ -28,7 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.common import RESULTS, print_table, write_results  # noqa: E402
-from bench.stream_bench import AnswerReader, Broker, percentile, private_serve, produce  # noqa: E402
+from bench.stream_bench import AnswerReader, Broker, produce  # noqa: E402
+from s2s.stream.local import private_serve  # noqa: E402
+from s2s.stream.telemetry import percentile  # noqa: E402
 
 LOADER = "bench.step_load:load_sleeping_identity"
 P99_WINDOW_S = 5.0
@@ -79,9 +81,10 @@ def replicas(app_name: str) -> dict[str, tuple[int, int]]:
     """{deployment: (running, target)} from the Serve controller."""
     from ray.serve.context import _get_global_client
 
+    from s2s.stream.status import replica_counts
+
     app = _get_global_client().get_serve_details()["applications"][app_name]
-    return {name: (sum(1 for r in d["replicas"] if r["state"] == "RUNNING"), d["target_num_replicas"])
-            for name, d in app["deployments"].items()}
+    return {name: replica_counts(details) for name, details in app["deployments"].items()}
 
 
 class Sampler:
@@ -89,11 +92,11 @@ class Sampler:
 
     def __init__(self, bootstrap: str, app_name: str, group_id: str, topic: str):
         self.samples: list[dict] = []
-        self._args = (bootstrap, app_name, group_id, topic)
+        self._bootstrap, self._app_name, self._group_id, self._topic = bootstrap, app_name, group_id, topic
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.phase = ("idle", 0.0)
-        self.started = time.time()
+        self.started = 0.0  # set by start()
 
     def start(self) -> None:
         self.started = time.time()
@@ -102,11 +105,11 @@ class Sampler:
     def _run(self) -> None:
         from s2s.stream.status import group_lag
 
-        bootstrap, app_name, group_id, topic = self._args
         while not self._stop.wait(1.0):
-            counts = replicas(app_name)
+            counts = replicas(self._app_name)
+            lag = sum(group_lag(self._bootstrap, self._group_id, [self._topic]).values())
             self.samples.append({"t": round(time.time() - self.started, 2), "phase": self.phase[0],
-                                 "offered": self.phase[1], "lag": sum(group_lag(bootstrap, group_id, [topic]).values()),
+                                 "offered": self.phase[1], "lag": lag,
                                  **{f"{name}_running": running for name, (running, _) in counts.items()},
                                  **{f"{name}_target": target for name, (_, target) in counts.items()}})
 
@@ -123,11 +126,11 @@ def phase_records(phases: list[tuple[str, float, float]]) -> list[list[tuple[byt
             for name, rate, seconds in phases]
 
 
-def offer(bootstrap: str, topic: str, phases: list[tuple[str, float, float]], sampler: Sampler,
-          sent_ms: dict[bytes, float]) -> dict[str, float]:
-    """Produce each phase in turn at its rate; returns each phase's start (s since the sampler's)."""
+def offer(bootstrap: str, topic: str, phases: list[tuple[str, float, float]], records: list[list[tuple[bytes, bytes]]],
+          sampler: Sampler, sent_ms: dict[bytes, float]) -> dict[str, float]:
+    """Produce each phase's records in turn at its rate; returns each phase's start (s since the sampler's)."""
     starts = {}
-    for (name, rate, _), keyed in zip(phases, phase_records(phases)):
+    for (name, rate, _), keyed in zip(phases, records):
         sampler.phase = (name, rate)
         starts[name] = time.time() - sampler.started
         produce(bootstrap, topic, keyed, rate, sent_ms)
@@ -166,7 +169,8 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict:
     create_topics(bootstrap, topics.values(), partitions=args.partitions)
     deploy(bootstrap, topics, name, args)
     phases = [("low", args.low, args.low_s), ("high", args.high, args.high_s), ("after", args.low, args.after_s)]
-    keys = {key for records in phase_records(phases) for key, _ in records}
+    records = phase_records(phases)
+    keys = {key for keyed in records for key, _ in keyed}
     reader = AnswerReader(bootstrap, topics["out"])
     # Answers are timed as they arrive, on their own thread, while the load is offered.
     reading = threading.Thread(target=reader.collect, args=(keys, sum(p[2] for p in phases) + args.timeout))
@@ -175,7 +179,7 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict:
     try:
         sampler.start()
         reading.start()
-        starts = offer(bootstrap, topics["in"], phases, sampler, sent_ms)
+        starts = offer(bootstrap, topics["in"], phases, records, sampler, sent_ms)
         reading.join()
         sampler.stop()
     finally:

@@ -22,7 +22,6 @@ Results go to bench/results/stream_bench.json and a table is printed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
 import random
@@ -33,7 +32,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -42,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.common import print_table, write_results  # noqa: E402
 from s2s.localhost import free_ports  # noqa: E402
-from s2s.stream.local import replicas_at_normal_priority  # noqa: E402
+from s2s.stream.local import private_serve, replicas_at_normal_priority  # noqa: E402
+from s2s.stream.telemetry import percentile  # noqa: E402
 
 KAFKA_SH = REPO / "cluster" / "kafka" / "kafka.sh"
 TOKENS = list("abcdefghij") + [str(n) for n in range(10)]
@@ -70,25 +69,6 @@ class Broker:
         if self.env is not None:
             subprocess.run(["bash", str(KAFKA_SH), "stop"], env=self.env, timeout=120)
             shutil.rmtree(self.env["KAFKA_HOME_DIR"], ignore_errors=True)
-
-
-@contextlib.contextmanager
-def private_serve(runtime_env: dict | None = None) -> Iterator[None]:
-    """A Ray instance of this run only (its own temp dir), with Serve and no HTTP proxy."""
-    import ray
-    from ray import serve
-
-    ray_dir = tempfile.mkdtemp(prefix="s2s-ray-", dir="/tmp")  # short: Ray's socket paths are capped
-    try:
-        ray.init(address="local", num_cpus=4, include_dashboard=False, object_store_memory=300 * 1024**2,
-                 _temp_dir=ray_dir, log_to_driver=False, runtime_env=runtime_env)
-        serve.start(proxy_location="Disabled")
-        yield
-    finally:
-        if ray.is_initialized():
-            serve.shutdown()
-            ray.shutdown()
-        shutil.rmtree(ray_dir, ignore_errors=True)
 
 
 def train_toy(workdir: Path) -> Path:
@@ -154,13 +134,6 @@ class Timing:
                 "msgs_per_s": (len(half) - 1) / span_s if span_s > 0 else 0.0,
                 "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
                 "p99_ms": percentile(latencies, 99)}
-
-
-def percentile(sorted_values: list[float], pct: float) -> float | None:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, round(pct / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 def produce(bootstrap: str, topic: str, keyed: list[tuple[bytes, bytes]], rate: float, sent_ms: dict) -> None:
@@ -247,11 +220,9 @@ class Pipeline:
         keyed = [(f"{tag}-{i}".encode(), t.encode()) for i, t in enumerate(texts)]
         reader = AnswerReader(self.bootstrap, self.topics["out"])
         sent_ms: dict[bytes, float] = {}
-        answers: dict[bytes, float] = {}
         # Answers are read (and timed) as they come, also while serve.run waits for the app
         # to be ready: the app starts answering a backlog before that call returns.
-        collector = threading.Thread(target=lambda: answers.update(
-            reader.collect({k for k, _ in keyed}, timeout_s=self.args.timeout)))
+        collector = threading.Thread(target=reader.collect, args=({k for k, _ in keyed}, self.args.timeout))
         collector.start()
         if backlog:
             produce(self.bootstrap, self.topics["in"], keyed, 0, sent_ms)
@@ -259,10 +230,9 @@ class Pipeline:
         else:
             produce(self.bootstrap, self.topics["in"], keyed, rate, sent_ms)
         collector.join()
-        received = answers
         reader.close()
         # A backlog's latency is only its queueing time: not reported.
-        return Timing(sent_ms, received).summary(with_latency=not backlog)
+        return Timing(sent_ms, reader.received_ms).summary(with_latency=not backlog)
 
     def delete(self) -> None:
         from ray import serve
@@ -346,7 +316,8 @@ def run(args: argparse.Namespace, broker: Broker, workdir: Path) -> dict:
     model = Path(args.model) if args.model else train_toy(workdir)
     texts = read_texts(args.texts, args.messages)
     rounds = capacity_rounds(broker.bootstrap, model, texts, args)
-    ceiling = median_round(rounds)["in_process_msgs_per_s"]
+    median = median_round(rounds)
+    ceiling = median["in_process_msgs_per_s"]
     model_rates = [ceiling * float(f) for f in args.model_fractions.split(",")]
     rated = bench_pipeline("model", broker.bootstrap, str(model), MODEL_LOADER, texts, model_rates, args,
                            backlog=False)
@@ -358,7 +329,7 @@ def run(args: argparse.Namespace, broker: Broker, workdir: Path) -> dict:
     for row in identity:
         row["vs_in_process"] = None
     return {"model": str(model), "in_process_msgs_per_s": ceiling,
-            "capacity_vs_in_process": median_round(rounds)["vs_in_process"], "rows": rounds + rated + identity,
+            "capacity_vs_in_process": median["vs_in_process"], "rows": rounds + rated + identity,
             "load_average": {"before": load_before, "after": os.getloadavg()},
             "settings": dict(vars(args))}
 
@@ -375,8 +346,8 @@ def report(results: dict) -> None:
     print(f"load average (1, 5, 15 min) before/after: {results['load_average']['before']} / "
           f"{results['load_average']['after']}")
     print(f"in-process ceiling (median round): {results['in_process_msgs_per_s']:,.0f} messages/s")
-    print(f"model pipeline capacity, median of {len([r for r in rows if str(r['offered']).startswith('backlog ')])} "
-          f"rounds: {results['capacity_vs_in_process']:.0%} of in-process "
+    print(f"model pipeline capacity, median of {results['settings']['rounds']} rounds: "
+          f"{results['capacity_vs_in_process']:.0%} of in-process "
           f"(target {MODEL_TARGET:.0%}); identity capacity {identity_capacity['msgs_per_s']:,.0f} msg/s "
           f"(target {IDENTITY_TARGET:,.0f})")
 

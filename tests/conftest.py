@@ -46,23 +46,25 @@ class KafkaBroker:
                               capture_output=True, text=True, **kwargs)
 
 
-def _start_test_broker() -> KafkaBroker:
-    """Start a broker of this test session only, on fresh ports, under .kafka/test-<port>/."""
+def start_test_broker(name: str = "test", extra_env: dict[str, str] | None = None) -> KafkaBroker:
+    """Start a broker of the caller only, on fresh ports (KAFKA_SASL_PORT too, used when
+    ``extra_env`` sets KAFKA_SASL_USERS), under .kafka/<name>-<port>/."""
     last_error = ""
     for _attempt in range(3):  # another process may grab a free port before the broker binds it
-        port, controller_port = free_ports(2)
+        port, controller_port, sasl_port = free_ports(3)
         env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller_port),
-                   KAFKA_HOME_DIR=str(REPO_DIR / ".kafka" / f"test-{port}"))
+                   KAFKA_SASL_PORT=str(sasl_port), KAFKA_HOME_DIR=str(REPO_DIR / ".kafka" / f"{name}-{port}"),
+                   **(extra_env or {}))
         broker = KafkaBroker(f"127.0.0.1:{port}", env)
         result = broker.kafka_sh("start", timeout=KAFKA_START_TIMEOUT_S)
         if result.returncode == 0:
             return broker
         last_error = result.stderr
-        _stop_test_broker(broker)
+        stop_test_broker(broker)
     raise RuntimeError(f"could not start a test Kafka broker:\n{last_error}")
 
 
-def _stop_test_broker(broker: KafkaBroker) -> None:
+def stop_test_broker(broker: KafkaBroker) -> None:
     broker.kafka_sh("stop", timeout=90)
     shutil.rmtree(broker.script_env["KAFKA_HOME_DIR"], ignore_errors=True)
 
@@ -79,11 +81,11 @@ def kafka_broker() -> Iterator[KafkaBroker]:
         wait_for_broker(external, timeout=60)
         yield KafkaBroker(external, None)
         return
-    broker = _start_test_broker()
+    broker = start_test_broker()
     try:
         yield broker
     finally:
-        _stop_test_broker(broker)
+        stop_test_broker(broker)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from s2s.stream.kafka_admin import end_offsets
-from tests.integration.stream.streams import (StreamApp, TopicReader, keys_of, produce_in_background,
-                                              replica_actor, wait_for, wait_for_commits)
+from tests.integration.stream.streams import (StreamApp, TopicReader, keys_of, produce_in_background, wait_for,
+                                              wait_for_commits)
 
 from .report import RUNS, ChaosRun
 from .workload import Workload, answered_ids, judge
@@ -23,13 +23,6 @@ class Fault:
     apply: Callable[[], str | None]  # may return what it found, for the report
 
 
-def kill_replica(app: StreamApp, deployment: str) -> None:
-    """Kill one replica of ``deployment`` the hard way; Serve starts a replacement."""
-    import ray
-
-    ray.kill(replica_actor(app.name, deployment), no_restart=True)
-
-
 def scale_ingress(app: StreamApp, model: str, options: dict, replicas: int) -> str:
     """serve.run the same application with ``replicas`` ingress replicas; returns once Serve
     reports that many (the removed ones drained, committed and left the group)."""
@@ -42,15 +35,6 @@ def scale_ingress(app: StreamApp, model: str, options: dict, replicas: int) -> s
 
 def _live_ingress_ids(app: StreamApp) -> set[str]:
     return {stats["replica"] for stats in app.stats() if isinstance(stats, dict)}
-
-
-def restart_broker(kafka_broker) -> str:
-    """Stop the broker (SIGTERM) and start it again once it is down; says how long it was away."""
-    stopping = time.monotonic()
-    for command in ("stop", "start"):
-        result = kafka_broker.kafka_sh(command)
-        assert result.returncode == 0, result.stderr
-    return f"away {time.monotonic() - stopping:.0f}s"
 
 
 def run_schedule(faults: Sequence[Fault], started: float) -> list[str]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 
 from s2s.prediction import Translator
+from tests.integration.stream.streams import kill_replica, restart_broker
 
-from .driver import Fault, chaos_run, find_lost, kill_replica, restart_broker, scale_ingress
+from .driver import Fault, chaos_run, find_lost, scale_ingress
 from .loaders import SLOW_DECODE_S
 from .workload import build_workload
 

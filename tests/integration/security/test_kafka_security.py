@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -32,12 +31,12 @@ from s2s.stream.kafka_admin import BOOTSTRAP_ENV, create_topics, end_offsets
 from s2s.stream.kafka_auth import KafkaAuthenticationError
 from s2s.stream.kafka_clients import check_credentials, consumer_configs, producer_configs
 from s2s.stream.security import KafkaSecurity
+from tests.conftest import KafkaBroker, start_test_broker, stop_test_broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300),
               pytest.mark.skipif(bool(os.environ.get(BOOTSTRAP_ENV)), reason="an external cluster is in use")]
 
 REPO = Path(__file__).resolve().parents[3]
-KAFKA_SH = REPO / "cluster" / "kafka" / "kafka.sh"
 USER = "s2s-test"
 SCRAM_USER = "s2s-scram"
 # kafka.sh writes sasl.enabled.mechanisms=PLAIN; these later lines win and add SCRAM-SHA-256.
@@ -55,37 +54,17 @@ class SaslBroker:
     home: Path
 
 
-def _kafka_sh(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(KAFKA_SH), *args], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def _broker_env(password: str) -> dict[str, str]:
-    port, controller_port, sasl_port = free_ports(3)
-    return dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller_port),
-                KAFKA_SASL_PORT=str(sasl_port), KAFKA_SASL_USERS=f"{USER}:{password}",
-                KAFKA_HOME_DIR=str(REPO / ".kafka" / f"test-sasl-{sasl_port}"), KAFKA_EXTRA_CONFIG=SCRAM_CONFIG)
-
-
-def _stop(env: dict[str, str]) -> None:
-    _kafka_sh(env, "stop", timeout=90)
-    shutil.rmtree(env["KAFKA_HOME_DIR"], ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def sasl_broker() -> Iterator[SaslBroker]:
     password = secrets.token_urlsafe(16)
-    for _attempt in range(3):  # another process may take a free port before the broker binds it
-        env = _broker_env(password)
-        started = _kafka_sh(env, "start")
-        if started.returncode == 0:
-            break
-        _stop(env)
-    assert started.returncode == 0, started.stderr
+    broker = start_test_broker("test-sasl", {"KAFKA_SASL_USERS": f"{USER}:{password}",
+                                             "KAFKA_EXTRA_CONFIG": SCRAM_CONFIG})
     try:
-        _add_scram_user(f"127.0.0.1:{env['KAFKA_PORT']}", password)
+        _add_scram_user(broker.bootstrap, password)  # the PLAINTEXT listener
+        env = broker.script_env
         yield SaslBroker(f"127.0.0.1:{env['KAFKA_SASL_PORT']}", password, Path(env["KAFKA_HOME_DIR"]))
     finally:
-        _stop(env)
+        stop_test_broker(broker)
 
 
 def _add_scram_user(plaintext_bootstrap: str, password: str) -> None:
@@ -180,7 +159,7 @@ def test_kafka_sh_refuses_a_password_that_would_break_the_jaas_line(tmp_path):
     port, controller_port, sasl_port = free_ports(3)
     env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller_port),
                KAFKA_SASL_PORT=str(sasl_port), KAFKA_SASL_USERS='eve:x" user_admin="y', KAFKA_HOME_DIR=str(tmp_path))
-    result = _kafka_sh(env, "start", timeout=120)
+    result = KafkaBroker(f"127.0.0.1:{port}", env).kafka_sh("start")
     assert result.returncode != 0
     assert "the password of eve must be non-empty, without" in result.stderr
     assert not (tmp_path / "kafka.pid").exists()

@@ -2,16 +2,16 @@
 package, and a factory that deploys the streaming application on fresh topics."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+from s2s.stream.local import private_serve
 
 from .streams import StreamApp
 
@@ -38,20 +38,11 @@ def toy_model(tmp_path_factory) -> Path:
 def ray_serve() -> Iterator[None]:
     """A Ray instance of this test package only (its own temp dir), with Serve and no HTTP proxy."""
     import ray
-    from ray import serve
 
     if ray.is_initialized():
         ray.shutdown()
-    temp_dir = tempfile.mkdtemp(prefix="s2s-ray-", dir="/tmp")  # short: Ray's socket paths are capped
-    ray.init(address="local", num_cpus=4, include_dashboard=False, object_store_memory=300 * 1024**2,
-             _temp_dir=temp_dir, log_to_driver=False)
-    serve.start(proxy_location="Disabled")
-    try:
+    with private_serve():
         yield
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -46,24 +46,28 @@ class StreamApp:
     def start(cls, name: str, bootstrap: str, topics: dict[str, str], model: str, *,
               delivery: str = "at_least_once", ingress_replicas: int = 1, translator_replicas: int = 1,
               loader: str | None = None, limits: dict | None = None, ingress: dict | None = None,
-              **kafka) -> "StreamApp":
+              route: dict | None = None, **kafka) -> "StreamApp":
         """serve.run the streaming app for ``topics`` (blocks until its replicas are up); run again
-        with the same name and topics, it updates the running application in place."""
+        with the same name and topics, it updates the running application in place. ``ingress``
+        and ``route`` add options; with an ``autoscaling`` section the fixed replica count goes."""
         from ray import serve
 
         from s2s.stream.app import build_app
         from s2s.stream.config import stream_config_from_dict
 
         route = {"name": "toy", "input_topic": topics["in"], "output_topic": topics["out"], "model": model,
-                 "device": "cpu", "num_cpus": 1, "num_replicas": translator_replicas}
+                 "device": "cpu", "num_cpus": 1, "num_replicas": translator_replicas, **(route or {})}
         if loader:
             route["loader"] = loader
+        ingress = {"num_replicas": ingress_replicas, "drain_timeout_s": 4, "call_timeout_s": 60, **(ingress or {})}
+        for options in (route, ingress):
+            if "autoscaling" in options:
+                del options["num_replicas"]
         settings = {"bootstrap": bootstrap, "group_id": f"{name}-group", "dead_letter_topic": topics["dlq"],
                     "delivery": delivery, "create_topics": False, "session_timeout_ms": 10_000,
                     "heartbeat_interval_ms": 1_000, "flush_timeout_s": 30, **kafka}
         config = stream_config_from_dict({"kafka": settings, "routes": [route], "limits": limits or {},
-                                          "ingress": {"num_replicas": ingress_replicas, "drain_timeout_s": 4,
-                                                      "call_timeout_s": 60, **(ingress or {})}})
+                                          "ingress": ingress})
         serve.run(build_app(config), name=name, route_prefix=None)
         return cls(name, bootstrap, topics, settings["group_id"])
 
@@ -72,6 +76,19 @@ class StreamApp:
         from s2s.stream.local import app_stats
 
         return app_stats(self.name)
+
+    def ingress_replicas(self) -> int:
+        """Running ingress replicas as Serve counts them."""
+        from ray import serve
+        from ray.serve._private.common import ReplicaState
+
+        deployment = serve.status().applications[self.name].deployments["ingress"]
+        return deployment.replica_states.get(ReplicaState.RUNNING, 0)
+
+    def lag(self) -> int:
+        from s2s.stream.status import group_lag
+
+        return sum(group_lag(self.bootstrap, self.group_id, [self.topics["in"]]).values())
 
 
 def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | None]], pace_per_s: float = 0,
@@ -171,6 +188,22 @@ def replica_actor(app_name: str, deployment: str):
     names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix))
     assert names, f"no replica of {deployment} in {app_name}"
     return ray.get_actor(names[0], namespace="serve")
+
+
+def kill_replica(app: StreamApp, deployment: str) -> None:
+    """Kill one replica of ``deployment`` the hard way; Serve starts a replacement."""
+    import ray
+
+    ray.kill(replica_actor(app.name, deployment), no_restart=True)
+
+
+def restart_broker(kafka_broker) -> str:
+    """Stop the broker (SIGTERM) and start it again once it is down; says how long it was away."""
+    stopping = time.monotonic()
+    for command in ("stop", "start"):
+        result = kafka_broker.kafka_sh(command)
+        assert result.returncode == 0, result.stderr
+    return f"away {time.monotonic() - stopping:.0f}s"
 
 
 def produce_in_background(bootstrap: str, topic: str, items, pace_per_s: float) -> threading.Thread:

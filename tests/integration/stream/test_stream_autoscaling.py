@@ -11,13 +11,10 @@ import subprocess
 import sys
 import threading
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
 
 import pytest
 
 from s2s.stream.kafka_admin import end_offsets
-from s2s.stream.status import group_lag
 
 from .streams import keys_of, produce, read_answers, wait_for, wait_for_commits
 
@@ -26,53 +23,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300
 S2S = [sys.executable, "-m", "s2s.cli"]
 SLOW_IDENTITY = "tests.integration.stream.loaders:load_slow_identity"  # 64 messages per 0.5 s
 IDENTITY = "s2s.stream.models:load_identity_model"
-
-
-class App:
-    """A streaming app deployed on fresh 3-partition topics, with any ingress/route options."""
-
-    def __init__(self, bootstrap: str, topics: dict[str, str], ingress: dict, route: dict, kafka: dict):
-        from ray import serve
-
-        from s2s.stream.app import build_app
-        from s2s.stream.config import stream_config_from_dict
-
-        self.name, self.bootstrap, self.topics = f"s2s-{uuid.uuid4().hex[:8]}", bootstrap, topics
-        self.group_id = f"{self.name}-group"
-        settings = {"bootstrap": bootstrap, "group_id": self.group_id, "dead_letter_topic": topics["dlq"],
-                    "create_topics": False, "session_timeout_ms": 10_000, "heartbeat_interval_ms": 1_000, **kafka}
-        config = stream_config_from_dict({
-            "kafka": settings, "ingress": {"drain_timeout_s": 4, "call_timeout_s": 60, **ingress},
-            "routes": [{"name": "toy", "input_topic": topics["in"], "output_topic": topics["out"], "device": "cpu",
-                        "num_cpus": 1, **route}]})
-        serve.run(build_app(config), name=self.name, route_prefix=None)
-
-    def ingress_replicas(self) -> int:
-        """Running ingress replicas as Serve counts them."""
-        from ray import serve
-        from ray.serve._private.common import ReplicaState
-
-        deployment = serve.status().applications[self.name].deployments["ingress"]
-        return deployment.replica_states.get(ReplicaState.RUNNING, 0)
-
-    def lag(self) -> int:
-        return sum(group_lag(self.bootstrap, self.group_id, [self.topics["in"]]).values())
-
-
-@pytest.fixture
-def deploy(ray_serve, kafka_bootstrap, topic_factory) -> Iterator[Callable[..., App]]:
-    from ray import serve
-
-    apps: list[App] = []
-
-    def make(ingress: dict, route: dict, **kafka) -> App:
-        topics = {role: topic_factory(partitions=3, suffix=role) for role in ("in", "out", "dlq")}
-        apps.append(App(kafka_bootstrap, topics, ingress, route, kafka))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        serve.delete(app.name)
 
 
 def keyed(count: int, tag: str) -> list[tuple[bytes, bytes]]:
@@ -107,12 +57,12 @@ class Trickle:
         return self.sent
 
 
-def test_a_burst_scales_the_ingress_up_and_idleness_scales_it_back_losing_nothing(deploy):
+def test_a_burst_scales_the_ingress_up_and_idleness_scales_it_back_losing_nothing(stream_app):
     scaling = {"min_replicas": 1, "max_replicas": 3, "target_lag": 300, "upscale_delay_s": 1,
                "downscale_delay_s": 3, "look_back_period_s": 2, "metrics_interval_s": 0.5}
     # Small lists and in-flight caps: a rebalance drains in well under drain_timeout_s.
-    app = deploy({"autoscaling": scaling}, {"model": "slow", "loader": SLOW_IDENTITY, "max_batch_size": 64},
-                 max_poll_records=64, max_in_flight=256)
+    app = stream_app("slow", loader=SLOW_IDENTITY, ingress={"autoscaling": scaling}, route={"max_batch_size": 64},
+                     max_poll_records=64, max_in_flight=256)
     assert app.ingress_replicas() == 1
     burst = keyed(3000, "burst")
     produce(app.bootstrap, app.topics["in"], burst)  # ~23 s of work for the one translator: 3 replicas wanted
@@ -152,10 +102,10 @@ def scrape(port: int, app_name: str) -> dict[str, float]:
     return totals
 
 
-def test_metrics_reach_prometheus_and_status_reports_the_app(deploy):
+def test_metrics_reach_prometheus_and_status_reports_the_app(stream_app):
     import ray
 
-    app = deploy({"num_replicas": 1}, {"model": "identity", "loader": IDENTITY})
+    app = stream_app("identity", loader=IDENTITY)
     good = keyed(1500, "paced")
     producer = threading.Thread(target=produce, args=(app.bootstrap, app.topics["in"], [(b"bad", b"\xff")] + good),
                                 kwargs={"pace_per_s": 100})

@@ -10,8 +10,8 @@ import pytest
 from s2s.prediction import Translator
 from s2s.stream import headers as hdr
 
-from .streams import (TopicReader, by_key, header, keys_of, produce, produce_in_background, read_answers,
-                      replica_actor, toy_texts, wait_for)
+from .streams import (TopicReader, by_key, header, keys_of, kill_replica, produce, produce_in_background,
+                      read_answers, restart_broker, toy_texts, wait_for)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -37,8 +37,6 @@ def assert_all_answered(records, keyed, duplicates_allowed: bool) -> None:
 
 
 def test_killing_an_ingress_and_a_translator_replica_loses_nothing(stream_app, toy_model, keyed):
-    import ray
-
     app = stream_app(toy_model, ingress_replicas=2, translator_replicas=2,
                      loader="tests.integration.stream.loaders:load_slow_toy")
     producer = produce_in_background(app.bootstrap, app.topics["in"], [(k, t) for k, t, _ in keyed], pace_per_s=150)
@@ -47,10 +45,10 @@ def test_killing_an_ingress_and_a_translator_replica_loses_nothing(stream_app, t
     assert 150 <= answered < COUNT  # mid-stream
 
     # Calls in flight on the killed translator fail; the ingress replicas retry them from Kafka.
-    ray.kill(replica_actor(app.name, "translator-toy"), no_restart=True)
+    kill_replica(app, "translator-toy")
     assert wait_for(lambda: sum(s["rewinds"] for s in app.stats() if isinstance(s, dict)) >= 1, timeout_s=150)
     # The killed ingress commits nothing more; its partitions move to the other replica.
-    ray.kill(replica_actor(app.name, "ingress"), no_restart=True)
+    kill_replica(app, "ingress")
 
     producer.join(timeout=120)
     assert not producer.is_alive() and not producer.errors, producer.errors
@@ -73,10 +71,7 @@ def test_broker_restart_mid_stream_loses_nothing(stream_app, toy_model, keyed, k
     reader.close()
     assert 50 <= answered < len(first)  # mid-stream
 
-    stopped = kafka_broker.kafka_sh("stop")
-    assert stopped.returncode == 0, stopped.stderr
-    started = kafka_broker.kafka_sh("start")
-    assert started.returncode == 0, started.stderr
+    restart_broker(kafka_broker)
     producer.join(timeout=180)
     assert not producer.is_alive() and not producer.errors, producer.errors
     produce(app.bootstrap, app.topics["in"], [(k, t) for k, t, _ in second])
