@@ -11,6 +11,8 @@
       storage_path: ""         # checkpoint storage: local dir or pyarrow URI; "" = OUT/ray
       run_name: ""             # "" = the experiment name; the same name resumes the run
       record_examples_dir: ""  # audit: each worker writes the example ids it trained on
+      resource_wait_s: 900     # how long the workers may wait for their CPUs/GPUs (the
+                               # autoscaler adding nodes) before the run fails with the numbers
 
 The core config loader knows nothing of Ray, so this module strips the section before
 handing the rest to `s2s.config.from_dict`; unknown keys fail the same way, by name.
@@ -40,6 +42,7 @@ class RayTrainConfig:
     storage_path: str = ""
     run_name: str = ""
     record_examples_dir: str = ""
+    resource_wait_s: float = 900.0
 
     def validate(self) -> "RayTrainConfig":
         _check(isinstance(self.workers, int) and self.workers >= 1, "ray.workers", self.workers)
@@ -50,6 +53,8 @@ class RayTrainConfig:
         _check(self.checkpoint_every >= 0, "ray.checkpoint_every", self.checkpoint_every)
         _check(self.num_to_keep >= 1, "ray.num_to_keep", self.num_to_keep)
         _check(self.max_failures >= -1, "ray.max_failures", self.max_failures)
+        _check(isinstance(self.resource_wait_s, (int, float)) and self.resource_wait_s > 0,
+               "ray.resource_wait_s", self.resource_wait_s)
         return self
 
     def override(self, **values: Any) -> "RayTrainConfig":

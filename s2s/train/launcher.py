@@ -2,8 +2,8 @@
 
     s2s train --ray --config configs/toy-reverse.yaml --out runs/toy-ray --workers 2
 
-Checks the data and the cluster, learns (or reloads) the vocabulary, builds the tokenized
-Ray Dataset, runs a `TorchTrainer` whose workers run `worker.train_fn_per_worker`, then
+Checks the data and what the cluster holds or may grow to (capacity.py), learns (or
+reloads) the vocabulary, builds the tokenized Ray Dataset, runs a `TorchTrainer` whose workers run `worker.train_fn_per_worker`, then
 exports the best checkpoint by dev score in the core format:
 
     OUT/best/                 the model (`s2s translate --model OUT/best`)
@@ -18,22 +18,23 @@ Running again with the same run name and storage resumes from the latest checkpo
 from __future__ import annotations
 
 import logging
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import ray
 import ray.train
 from ray.data import DataContext
-from ray.train import (CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig,
-                       ScalingConfig, UserCallback)
+from ray.train import (CheckpointConfig, ControllerError, DataConfig, FailureConfig,
+                       LoggingConfig, RunConfig, ScalingConfig, UserCallback)
 from ray.train.torch import TorchTrainer
+from ray.train.v2._internal.constants import WORKER_GROUP_START_TIMEOUT_S_ENV_VAR
+from ray.train.v2._internal.exceptions import WorkerGroupStartupTimeoutError
 
 from ..checkpoint import load_checkpoint, load_trainer_state, save_checkpoint
-from ..config import ExperimentConfig, TrainingConfig
+from ..config import ExperimentConfig
 from ..plotting import write_history
+from .capacity import ClusterTooSmall, capacity_of_cluster, check_capacity, decide_gpu
 from .config import RayTrainConfig
 from .data import (RunStorage, check_data_paths, dev_pairs, learn_and_store_vocabularies,
                    read_pairs, resolve_path, training_dataset)
@@ -46,23 +47,20 @@ log = logging.getLogger(__name__)
 SCORE_METRIC = "dev_score"   # the task's selection metric (BLEU for translation)
 
 
-class ClusterTooSmall(ValueError):
-    """The run asks for more than the cluster has, so it would wait forever."""
-
-
 def train_on_ray(cfg: ExperimentConfig, ray_cfg: RayTrainConfig, out_dir: str | Path,
                  address: str | None = None) -> dict[str, Any]:
     out_dir = Path(out_dir).resolve()
     check_data_paths(cfg.data)
     started_here = connect(address)
     try:
-        capacity = Capacity.of_cluster()
-        use_gpu = decide_gpu(ray_cfg.use_gpu, cfg.training, capacity.total("GPU") > 0)
+        capacity = capacity_of_cluster()
+        use_gpu = decide_gpu(ray_cfg.use_gpu, cfg.training, capacity)
         check_capacity(ray_cfg, use_gpu, capacity)
         out_dir.mkdir(parents=True, exist_ok=True)
         ray_cfg = with_run_defaults(ray_cfg, cfg, out_dir)
         job, dataset = prepare_job(cfg, ray_cfg)
-        result = build_trainer(job, dataset, use_gpu, out_dir).fit()
+        result = fit_within_resource_wait(build_trainer(job, dataset, use_gpu, out_dir),
+                                          ray_cfg, use_gpu)
         return export_result(result, out_dir, ray_cfg)
     finally:
         if started_here:
@@ -90,72 +88,36 @@ def with_run_defaults(ray_cfg: RayTrainConfig, cfg: ExperimentConfig,
                              if ray_cfg.record_examples_dir else None))
 
 
-# --------------------------------------------------------------------------- cluster checks
+# --------------------------------------------------------------------------- resource wait
 
-@dataclass
-class Capacity:
-    """What the cluster can hold: its live nodes, or, on an autoscaling cluster, the most
-    its node types may grow to (the same GCS record Ray Train's own pre-start check reads)."""
-    nodes: list[dict[str, float]]
-    autoscale_max: dict[str, float] | None = None
-
-    @classmethod
-    def of_cluster(cls) -> "Capacity":
-        from ray._private.state import state
-        return cls([n["Resources"] for n in ray.nodes() if n["Alive"]],
-                   state.get_max_resources_from_cluster_config())
-
-    def total(self, key: str) -> float:
-        if self.autoscale_max:
-            return float(self.autoscale_max.get(key, 0))
-        return sum(n.get(key, 0) for n in self.nodes)
-
-    def describe(self) -> str:
-        cpus, gpus = self.total("CPU"), self.total("GPU")
-        if self.autoscale_max:
-            return f"autoscaling up to {cpus:g} CPUs, {gpus:g} GPUs"
-        return f"{len(self.nodes)} nodes, {cpus:g} CPUs, {gpus:g} GPUs"
+class ResourceWaitTimeout(ClusterTooSmall):
+    """The workers' resources did not come within ray.resource_wait_s."""
 
 
-def decide_gpu(setting: str | bool, training: TrainingConfig, has_gpu: bool) -> bool:
-    """GPU workers when asked, or (auto) when the cluster has GPUs and cpu is not forced."""
-    if setting == "auto":
-        if training.device == "cuda" and not has_gpu:
-            raise ClusterTooSmall("training.device is cuda but the cluster has no GPUs")
-        return has_gpu and training.device != "cpu"
-    return bool(setting)
-
-
-def workers_that_fit(nodes: Sequence[dict[str, float]], cpus: float, gpus: float,
-                     strategy: str) -> int:
-    """How many workers the nodes could ever hold at once (all idle)."""
-    def per_node(res: dict[str, float]) -> int:
-        fits = math.floor(res.get("CPU", 0) / cpus + 1e-9) if cpus else math.inf
-        if gpus:
-            fits = min(fits, math.floor(res.get("GPU", 0) / gpus + 1e-9))
-        return int(fits) if fits != math.inf else 1_000_000
-
-    counts = [per_node(res) for res in nodes]
-    if strategy == "STRICT_SPREAD":
-        return sum(1 for c in counts if c > 0)
-    if strategy == "STRICT_PACK":
-        return max(counts, default=0)
-    return sum(counts)
-
-
-def check_capacity(ray_cfg: RayTrainConfig, use_gpu: bool, capacity: Capacity) -> None:
-    """Fail now, with the numbers, rather than wait forever for resources that cannot come."""
-    gpus = 1.0 if use_gpu else 0.0
-    if capacity.autoscale_max:    # node shapes are not known yet: count the totals
-        fit = workers_that_fit([capacity.autoscale_max], ray_cfg.cpus_per_worker, gpus, "PACK")
-    else:
-        fit = workers_that_fit(capacity.nodes, ray_cfg.cpus_per_worker, gpus,
-                               ray_cfg.placement_strategy)
-    if ray_cfg.workers > fit:
-        raise ClusterTooSmall(
-            f"{ray_cfg.workers} workers requested ({ray_cfg.cpus_per_worker:g} CPU"
-            f"{' + 1 GPU' if use_gpu else ''} each, {ray_cfg.placement_strategy}), but the "
-            f"cluster ({capacity.describe()}) can hold at most {fit}")
+def fit_within_resource_wait(trainer: TorchTrainer, ray_cfg: RayTrainConfig,
+                             use_gpu: bool) -> ray.train.Result:
+    """`trainer.fit()`, where every wait for the worker group's resources (Ray Train's
+    placement-group wait, during which the autoscaler adds nodes) lasts at most
+    ray.resource_wait_s and ends the run with the numbers. Ray Train's own default is 60 s
+    per try, retried forever (`controller_failure_limit` -1); the driver's value of the
+    variable is what Ray Train hands its controller."""
+    previous = os.environ.get(WORKER_GROUP_START_TIMEOUT_S_ENV_VAR)
+    os.environ[WORKER_GROUP_START_TIMEOUT_S_ENV_VAR] = f"{ray_cfg.resource_wait_s:g}"
+    try:
+        return trainer.fit()
+    except ControllerError as err:
+        if not isinstance(err.controller_failure, WorkerGroupStartupTimeoutError):
+            raise
+        raise ResourceWaitTimeout(
+            f"{ray_cfg.workers} workers ({ray_cfg.cpus_per_worker:g} CPU"
+            f"{' + 1 GPU' if use_gpu else ''} each, {ray_cfg.placement_strategy}) got no "
+            f"resources within {ray_cfg.resource_wait_s:g} s (ray.resource_wait_s); the cluster "
+            f"now: {capacity_of_cluster().describe()}") from err
+    finally:
+        if previous is None:
+            os.environ.pop(WORKER_GROUP_START_TIMEOUT_S_ENV_VAR, None)
+        else:
+            os.environ[WORKER_GROUP_START_TIMEOUT_S_ENV_VAR] = previous
 
 
 # --------------------------------------------------------------------------- the trainer
@@ -218,7 +180,10 @@ def build_trainer(job: TrainJob, dataset: Any, use_gpu: bool, out_dir: Path) -> 
             placement_strategy=ray_cfg.placement_strategy),
         run_config=RunConfig(
             name=ray_cfg.run_name, storage_path=ray_cfg.storage_path,
-            failure_config=FailureConfig(max_failures=ray_cfg.max_failures),
+            # A worker group that cannot start (its resources did not come within
+            # ray.resource_wait_s) ends the run instead of being retried forever.
+            failure_config=FailureConfig(max_failures=ray_cfg.max_failures,
+                                         controller_failure_limit=0),
             # Ray always keeps the latest checkpoint too; scoring keeps the best alive.
             checkpoint_config=CheckpointConfig(num_to_keep=ray_cfg.num_to_keep,
                                                checkpoint_score_attribute=SCORE_METRIC,

@@ -1,4 +1,4 @@
-"""Resume bookkeeping, worker payloads, progress lines and cluster-capacity checks."""
+"""Resume bookkeeping, worker payloads and progress lines (capacity: test_train_capacity.py)."""
 import io
 
 import pytest
@@ -8,8 +8,6 @@ from s2s.config import ExperimentConfig, TokenizerConfig, TrainingConfig, from_d
 from s2s.train.config import RayTrainConfig
 from s2s.train.job import (TrainJob, epoch_seen_after, pack_state, unpack_state,
                            window_stats)
-from s2s.train.launcher import (Capacity, ClusterTooSmall, check_capacity, decide_gpu,
-                                workers_that_fit)
 from s2s.train.progress import format_report, summarize_reports
 from s2s.training import LRSchedule, Progress, rng_state
 from s2s.vocabulary import learn_vocabulary
@@ -82,41 +80,3 @@ def test_progress_line_shows_every_worker_and_the_resume_point():
     assert line.startswith("s2s-train: step 20 epoch 1 loss 1.500 tok/s 2000 (workers: 1000, 1010)")
     assert "dev_bleu=33.30" in line and "dev_score" not in line
     assert line.endswith("[resumed from step 10]")
-
-
-NODES = [{"CPU": 2.0}, {"CPU": 2.0}]
-
-
-@pytest.mark.parametrize("strategy, cpus, expected", [("PACK", 1, 4), ("SPREAD", 2, 2),
-                                                      ("STRICT_SPREAD", 1, 2),
-                                                      ("STRICT_PACK", 1, 2), ("PACK", 3, 0)])
-def test_workers_that_fit(strategy, cpus, expected):
-    assert workers_that_fit(NODES, cpus, 0, strategy) == expected
-
-
-def test_gpu_workers_need_a_gpu_each():
-    assert workers_that_fit([{"CPU": 8, "GPU": 1}, {"CPU": 8}], 1, 1, "PACK") == 1
-
-
-def test_too_many_workers_fail_with_the_numbers():
-    with pytest.raises(ClusterTooSmall, match=r"5 workers requested \(1 CPU each, PACK\), but the "
-                       r"cluster \(2 nodes, 4 CPUs, 0 GPUs\) can hold at most 4"):
-        check_capacity(RayTrainConfig(workers=5), False, Capacity(NODES))
-
-
-def test_an_autoscaling_cluster_counts_what_it_may_grow_to():
-    small_now = Capacity([{"CPU": 2.0}], autoscale_max={"CPU": 16.0, "GPU": 2.0})
-    check_capacity(RayTrainConfig(workers=8), False, small_now)
-    with pytest.raises(ClusterTooSmall, match=r"autoscaling up to 16 CPUs, 2 GPUs\) can hold at most 2"):
-        check_capacity(RayTrainConfig(workers=3), True, small_now)
-    assert small_now.total("GPU") == 2
-
-
-def test_gpu_is_used_automatically_only_when_present():
-    auto = TrainingConfig(device="auto")
-    assert decide_gpu("auto", auto, has_gpu=True) is True
-    assert decide_gpu("auto", auto, has_gpu=False) is False
-    assert decide_gpu("auto", TrainingConfig(device="cpu"), has_gpu=True) is False
-    assert decide_gpu(True, auto, has_gpu=False) is True        # then the capacity check fails
-    with pytest.raises(ClusterTooSmall, match="no GPUs"):
-        decide_gpu("auto", TrainingConfig(device="cuda"), has_gpu=False)
