@@ -21,6 +21,18 @@
 #   KAFKA_SASL_USERS       "user:password[,user:password...]": adds a SASL_PLAINTEXT listener
 #                          (mechanism PLAIN) that accepts these users               [none]
 #   KAFKA_SASL_PORT        that SASL_PLAINTEXT listener on 127.0.0.1                 [19094]
+#
+# A KRaft cluster of N combined broker+controller nodes beside the single node (own dirs, ports):
+#   bash cluster/kafka/kafka.sh cluster-start [N]   # N brokers [3], a quorum of N voters; waits for all
+#   bash cluster/kafka/kafka.sh cluster-status      # one line per broker; prints the bootstrap list
+#   bash cluster/kafka/kafka.sh cluster-stop        # SIGTERM every broker at once, SIGKILL after the timeout
+#   bash cluster/kafka/kafka.sh cluster-clean       # stop and delete the cluster's data and logs
+#   bash cluster/kafka/kafka.sh broker-stop ID | broker-kill ID | broker-start ID   # one broker (kill: SIGKILL)
+# Cluster environment (read by cluster-start, remembered in <cluster dir>/cluster.env for the rest):
+#   KAFKA_CLUSTER_DIR      broker-<id>/ with data, config, pid and log per broker  [$KAFKA_HOME_DIR/cluster]
+#   KAFKA_CLUSTER_PORTS    PLAINTEXT ports, one per broker, comma separated   [39091,39092,...]
+#   KAFKA_CLUSTER_CONTROLLER_PORTS  controller ports, one per broker          [39191,39192,...]
+#   KAFKA_CLUSTER_HEAP_OPTS         heap of each broker                       [-Xms96m -Xmx384m]
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,6 +54,9 @@ JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 PYTHON="${KAFKA_PYTHON:-python3}"
 SASL_USERS="${KAFKA_SASL_USERS:-}"
 SASL_PORT="${KAFKA_SASL_PORT:-19094}"
+HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
+NODE_ID=1
+PROBE_NODE=""  # a cluster broker: ready once the metadata lists this node id
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 log() { echo "kafka.sh: $*" >&2; }
@@ -96,11 +111,14 @@ broker_pid() {
 
 # Asks the broker for cluster metadata over the Kafka protocol (Python stdlib only, so this
 # works before any virtualenv exists). Succeeds only when the broker lists itself as live.
+# With a node id, that node must be among the live brokers as well (a cluster broker is ready
+# only once the controller has registered and unfenced it).
 probe_metadata() {
-    "$PYTHON" - "$HOST" "$PORT" <<'PY'
+    "$PYTHON" - "$HOST" "$PORT" "${1:-1}" "${2:-}" <<'PY'
 import socket, struct, sys
 
-host, port = sys.argv[1], int(sys.argv[2])
+host, port, min_brokers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+node_id = int(sys.argv[4]) if sys.argv[4] else None
 
 def call(sock, api_key, version, body, corr):
     client = b"kafka.sh"
@@ -137,7 +155,14 @@ with socket.create_connection((host, port), timeout=5) as sock:
     request = struct.pack(">i", 0) + b"\x00" + (b"\x00\x00" if version >= 8 else b"")
     body = call(sock, 3, version, request, 2)
     (brokers,) = struct.unpack(">i", body[4:8])  # after throttle_time_ms
-    sys.exit(0 if brokers >= 1 else 1)
+    nodes, at = set(), 8
+    for _ in range(brokers):  # node_id, host (string), port, rack (nullable string)
+        node, host_len = struct.unpack(">ih", body[at:at + 6])
+        at += 6 + host_len + 4
+        (rack_len,) = struct.unpack(">h", body[at:at + 2])
+        at += 2 + max(rack_len, 0)
+        nodes.add(node)
+    sys.exit(0 if len(nodes) >= min_brokers and node_id in (None, *nodes) else 1)
 PY
 }
 
@@ -187,8 +212,8 @@ write_config() {
     cat >"$PROPS" <<EOF
 # Written by cluster/kafka/kafka.sh on every start; edit KAFKA_EXTRA_CONFIG instead.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+node.id=$NODE_ID
+controller.quorum.voters=${VOTERS:-1@$HOST:$CONTROLLER_PORT}
 listeners=$(client_listeners),CONTROLLER://$HOST:$CONTROLLER_PORT
 advertised.listeners=$(client_listeners),CONTROLLER://$HOST:$CONTROLLER_PORT
 inter.broker.listener.name=PLAINTEXT
@@ -199,15 +224,9 @@ log.dirs=$DATA_DIR
 num.partitions=1
 auto.create.topics.enable=true
 delete.topic.enable=true
-# one node: every internal topic has one replica
-offsets.topic.replication.factor=1
+$(replication_config)
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=8
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-min.insync.replicas=1
 group.initial.rebalance.delay.ms=0
 # a small machine: few threads
 num.network.threads=2
@@ -235,12 +254,30 @@ logger.cleaner.level = WARN
 EOF
 }
 
+# Copies of every topic: one on a single node; on a cluster 3 (or its size, if smaller), of
+# which 2 must have a write before acks=all answers, so one broker may die without a loss.
+replication_config() {
+    local rf="${REPLICAS:-1}" isr=$(( ${REPLICAS:-1} >= 3 ? 2 : 1 ))
+    if [[ -z "${REPLICAS:-}" ]]; then
+        echo "# one node: every internal topic has one replica"
+    else
+        echo "# a cluster: $rf copies of every topic, $isr in sync for acks=all"
+        echo "default.replication.factor=$rf"
+    fi
+    echo "offsets.topic.replication.factor=$rf"
+    echo "transaction.state.log.replication.factor=$rf"
+    echo "transaction.state.log.min.isr=$isr"
+    echo "share.coordinator.state.topic.replication.factor=$rf"
+    echo "share.coordinator.state.topic.min.isr=$isr"
+    echo "min.insync.replicas=$isr"
+}
+
 # Static quorum (controller.quorum.voters): the storage can be formatted once and the broker
 # restarted later on other ports; `--standalone` would pin the controller endpoint in the log.
 format_storage() {
     [[ -f "$DATA_DIR/meta.properties" ]] && return 0
-    local cluster_id
-    cluster_id="$(new_cluster_id)"
+    local cluster_id="${CLUSTER_ID:-}"
+    [[ -n "$cluster_id" ]] || cluster_id="$(new_cluster_id)"
     log "formatting $DATA_DIR (cluster id $cluster_id)"
     java_cp -Xmx256m -Dlog4j2.configurationFile="$HOME_DIR/log4j2.properties" \
         kafka.tools.StorageTool format --config "$PROPS" --cluster-id "$cluster_id" \
@@ -261,7 +298,7 @@ launch() {
     # setsid: the broker outlives this shell and ignores a Ctrl-C sent to the caller's group;
     # 8>&- 9>&-: it must not inherit (and so hold) the fetch and home-dir locks.
     # shellcheck disable=SC2086
-    setsid nohup "$JAVA" ${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m} \
+    setsid nohup "$JAVA" $HEAP_OPTS \
         -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExplicitGCInvokesConcurrent \
         -Djava.awt.headless=true -Dlog4j2.configurationFile="$HOME_DIR/log4j2.properties" \
         -cp "$LIBS_DIR/*" kafka.Kafka "$PROPS" >>"$LOG_FILE" 2>&1 </dev/null 8>&- 9>&- &
@@ -285,7 +322,7 @@ wait_ready() {
             tail -n 40 "$LOG_FILE" >&2 || true
             die "broker exited during startup (log: $LOG_FILE)"
         fi
-        if port_open "$PORT" && probe_metadata 2>/dev/null && sasl_port_ready; then
+        if port_open "$PORT" && probe_metadata 1 "$PROBE_NODE" 2>/dev/null && sasl_port_ready; then
             return 0
         fi
         sleep 0.5
@@ -324,24 +361,36 @@ cmd_start() {
 
 cmd_stop() {
     lock_home
+    stop_broker TERM
+}
+
+# Stops this broker with SIGTERM (SIGKILL after KAFKA_STOP_TIMEOUT) or at once with SIGKILL.
+stop_broker() {
     local pid
     if ! pid="$(broker_pid)"; then
         rm -f "$PID_FILE"
         log "not running"
         return 0
     fi
-    kill -TERM "$pid"
-    local deadline=$((SECONDS + ${KAFKA_STOP_TIMEOUT:-30}))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.5
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "no exit after SIGTERM; sending SIGKILL to $pid"
-        kill -KILL "$pid" 2>/dev/null || true
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
-    fi
+    kill "-$1" "$pid"
+    wait_gone "$pid"
     rm -f "$PID_FILE"
-    log "stopped (pid $pid)"
+    log "stopped (pid $pid, SIG$1)"
+}
+
+# Waits until every pid has exited; SIGKILLs those still there after KAFKA_STOP_TIMEOUT.
+wait_gone() {
+    local deadline=$((SECONDS + ${KAFKA_STOP_TIMEOUT:-30})) pid
+    for pid in "$@"; do
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+            sleep 0.5
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "no exit after SIGTERM; sending SIGKILL to $pid"
+            kill -KILL "$pid" 2>/dev/null || true
+            while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+        fi
+    done
 }
 
 cmd_status() {
@@ -382,9 +431,186 @@ run_tool() {
         -Dlog4j2.configurationFile="$cfg" -cp "$LIBS_DIR/*" "$main" "${args[@]}"
 }
 
+# --- a cluster: N combined broker+controller nodes, one quorum, one cluster id ----------------
+
+CLUSTER_DIR="${KAFKA_CLUSTER_DIR:-$HOME_DIR/cluster}"
+CLUSTER_ENV="$CLUSTER_DIR/cluster.env"
+
+# The cluster's shape: cluster.env (written by cluster-start) overridden by the environment,
+# else the defaults. A formatted cluster keeps its size and id; its ports may change (the
+# quorum is static, as on the single node).
+cluster_load() {
+    local key value size_arg="${1:-}"
+    CLUSTER_SIZE="" CLUSTER_PORTS="" CLUSTER_CONTROLLER_PORTS="" CLUSTER_ID="" CLUSTER_HEAP_OPTS=""
+    if [[ -f "$CLUSTER_ENV" ]]; then
+        while IFS='=' read -r key value; do
+            case "$key" in
+                CLUSTER_SIZE | CLUSTER_PORTS | CLUSTER_CONTROLLER_PORTS | CLUSTER_ID | CLUSTER_HEAP_OPTS)
+                    printf -v "$key" '%s' "$value" ;;
+            esac
+        done <"$CLUSTER_ENV"
+    fi
+    if [[ -n "$size_arg" && -n "$CLUSTER_SIZE" && "$size_arg" != "$CLUSTER_SIZE" ]]; then
+        die "the cluster in $CLUSTER_DIR has $CLUSTER_SIZE brokers, not $size_arg (cluster-clean first)"
+    fi
+    CLUSTER_SIZE="${size_arg:-${CLUSTER_SIZE:-3}}"
+    [[ "$CLUSTER_SIZE" =~ ^[1-9]$ ]] || die "cluster size must be 1..9, got $CLUSTER_SIZE"
+    CLUSTER_PORTS="${KAFKA_CLUSTER_PORTS:-${CLUSTER_PORTS:-$(port_list 39090)}}"
+    CLUSTER_CONTROLLER_PORTS="${KAFKA_CLUSTER_CONTROLLER_PORTS:-${CLUSTER_CONTROLLER_PORTS:-$(port_list 39190)}}"
+    CLUSTER_HEAP_OPTS="${KAFKA_CLUSTER_HEAP_OPTS:-${CLUSTER_HEAP_OPTS:--Xms96m -Xmx384m}}"
+    local list
+    for list in "$CLUSTER_PORTS" "$CLUSTER_CONTROLLER_PORTS"; do
+        [[ "$list" =~ ^[0-9]+(,[0-9]+)*$ && "$(tr ',' '\n' <<<"$list" | wc -l)" == "$CLUSTER_SIZE" ]] \
+            || die "want $CLUSTER_SIZE comma-separated ports, got '$list'"
+    done
+}
+
+port_list() {
+    local i ports=()
+    for ((i = 1; i <= CLUSTER_SIZE; i++)); do ports+=($(($1 + i))); done
+    (IFS=,; echo "${ports[*]}")
+}
+
+cluster_save() {
+    mkdir -p "$CLUSTER_DIR"
+    [[ -n "$CLUSTER_ID" ]] || CLUSTER_ID="$(new_cluster_id)"
+    printf '%s\n' "CLUSTER_SIZE=$CLUSTER_SIZE" "CLUSTER_PORTS=$CLUSTER_PORTS" \
+        "CLUSTER_CONTROLLER_PORTS=$CLUSTER_CONTROLLER_PORTS" "CLUSTER_ID=$CLUSTER_ID" \
+        "CLUSTER_HEAP_OPTS=$CLUSTER_HEAP_OPTS" >"$CLUSTER_ENV"
+}
+
+cluster_bootstrap() { sed "s/\([0-9]\+\)/$HOST:\1/g" <<<"$CLUSTER_PORTS"; }
+
+cluster_ids() { seq 1 "$CLUSTER_SIZE"; }
+
+# Points the single-broker globals (ports, files, config) at broker ID of the cluster, so
+# every single-broker function then acts on that broker.
+use_broker() {
+    local id="$1" ports controllers voters="" i
+    [[ "$id" =~ ^[1-9]$ ]] && ((id <= CLUSTER_SIZE)) || die "no broker '$id' in a cluster of $CLUSTER_SIZE"
+    IFS=, read -ra ports <<<"$CLUSTER_PORTS"
+    IFS=, read -ra controllers <<<"$CLUSTER_CONTROLLER_PORTS"
+    for ((i = 1; i <= CLUSTER_SIZE; i++)); do voters+="${voters:+,}$i@$HOST:${controllers[i - 1]}"; done
+    NODE_ID="$id" PROBE_NODE="$id" VOTERS="$voters" REPLICAS=$((CLUSTER_SIZE < 3 ? CLUSTER_SIZE : 3))
+    PORT="${ports[id - 1]}" CONTROLLER_PORT="${controllers[id - 1]}" BOOTSTRAP="$HOST:${ports[id - 1]}"
+    HOME_DIR="$CLUSTER_DIR/broker-$id" DATA_DIR="$CLUSTER_DIR/broker-$id/data"
+    PROPS="$HOME_DIR/server.properties" LOG_FILE="$HOME_DIR/server.log" PID_FILE="$HOME_DIR/kafka.pid"
+    SASL_USERS="" HEAP_OPTS="$CLUSTER_HEAP_OPTS"
+}
+
+lock_cluster() {
+    mkdir -p "$CLUSTER_DIR"
+    exec 9>"$CLUSTER_DIR/.lock"
+    flock 9
+}
+
+# Writes the config and formats the storage of each broker not running (formats in parallel:
+# each is a JVM start), then launches them all before waiting for any: a broker answers only
+# once a majority of the quorum is up.
+cmd_cluster_start() {
+    cmd_fetch
+    cluster_load "${1:-}"
+    lock_cluster
+    cluster_save
+    local id pid pids=() down=()
+    for id in $(cluster_ids); do
+        use_broker "$id"
+        broker_pid >/dev/null && continue
+        for p in "$PORT" "$CONTROLLER_PORT"; do
+            port_open "$p" && die "port $p on $HOST (broker $id) is taken by another process"
+        done
+        down+=("$id")
+        (write_config && format_storage) &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || die "could not format a broker's storage"; done
+    local t0=$SECONDS
+    for id in "${down[@]}"; do use_broker "$id"; launch; done
+    for id in "${down[@]}"; do use_broker "$id"; wait_ready; done
+    log "Apache Kafka $KAFKA_VERSION cluster of $CLUSTER_SIZE up on $(cluster_bootstrap) (${#down[@]} started, $((SECONDS - t0))s; logs $CLUSTER_DIR/broker-*/server.log)"
+}
+
+# SIGTERM to every broker at once (one by one, the last ones would wait for a quorum that
+# is gone), then SIGKILL to any still there after KAFKA_STOP_TIMEOUT.
+cmd_cluster_stop() {
+    [[ -f "$CLUSTER_ENV" ]] || { log "no cluster in $CLUSTER_DIR"; return 0; }
+    cluster_load
+    lock_cluster
+    local id pid pids=()
+    for id in $(cluster_ids); do
+        use_broker "$id"
+        if pid="$(broker_pid)"; then
+            kill -TERM "$pid"
+            pids+=("$pid")
+        fi
+    done
+    wait_gone "${pids[@]}"
+    for id in $(cluster_ids); do rm -f "$CLUSTER_DIR/broker-$id/kafka.pid"; done
+    log "cluster stopped (${#pids[@]} brokers were running)"
+}
+
+# One line per broker on stderr; the bootstrap list of the brokers that answer on stdout.
+# Exit 0: all answer; 3: none runs; 4: some do not answer.
+cmd_cluster_status() {
+    [[ -f "$CLUSTER_ENV" ]] || { echo "no cluster in $CLUSTER_DIR" >&2; return 3; }
+    cluster_load
+    local id pid up=() running=0
+    for id in $(cluster_ids); do
+        use_broker "$id"
+        if ! pid="$(broker_pid)"; then
+            echo "broker $id $BOOTSTRAP not running" >&2
+            continue
+        fi
+        running=$((running + 1))
+        if probe_metadata 1 "$id" 2>/dev/null; then
+            echo "broker $id $BOOTSTRAP up (pid $pid)" >&2
+            up+=("$BOOTSTRAP")
+        else
+            echo "broker $id $BOOTSTRAP pid $pid alive but not answering" >&2
+        fi
+    done
+    ((running > 0)) || return 3
+    (IFS=,; echo "${up[*]}")
+    ((${#up[@]} == CLUSTER_SIZE)) || return 4
+}
+
+cmd_cluster_clean() {
+    cmd_cluster_stop
+    rm -rf "$CLUSTER_DIR"
+    log "removed $CLUSTER_DIR"
+}
+
+# broker-start ID | broker-stop ID | broker-kill ID: one broker of the cluster.
+cmd_broker() {
+    local action="$1" id="${2:-}"
+    [[ -f "$CLUSTER_ENV" ]] || die "no cluster in $CLUSTER_DIR (cluster-start first)"
+    cluster_load
+    lock_cluster
+    use_broker "$id"
+    case "$action" in
+        stop) stop_broker TERM ;;
+        kill) stop_broker KILL ;;
+        start)
+            if broker_pid >/dev/null; then
+                log "broker $id already running (pid $(broker_pid)) on $BOOTSTRAP"
+                return 0
+            fi
+            for p in "$PORT" "$CONTROLLER_PORT"; do
+                port_open "$p" && die "port $p on $HOST (broker $id) is taken by another process"
+            done
+            write_config
+            format_storage
+            local t0=$SECONDS
+            launch
+            wait_ready
+            log "broker $id up on $BOOTSTRAP (pid $(cat "$PID_FILE"), $((SECONDS - t0))s)" ;;
+    esac
+}
+
 usage() {
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
     echo "commands: start stop status fetch logs [N|-f] clean topics console-producer console-consumer version"
+    echo "          cluster-start [N] cluster-stop cluster-status cluster-clean broker-start|broker-stop|broker-kill ID"
 }
 
 main() {
@@ -398,6 +624,11 @@ main() {
         logs) cmd_logs "$@" ;;
         clean) cmd_clean ;;
         version) echo "$KAFKA_VERSION" ;;
+        cluster-start) cmd_cluster_start "$@" ;;
+        cluster-stop) cmd_cluster_stop ;;
+        cluster-status) cmd_cluster_status ;;
+        cluster-clean) cmd_cluster_clean ;;
+        broker-start | broker-stop | broker-kill) cmd_broker "${cmd#broker-}" "$@" ;;
         topics) run_tool org.apache.kafka.tools.TopicCommand "$@" ;;
         console-producer) run_tool org.apache.kafka.tools.ConsoleProducer "$@" ;;
         console-consumer) run_tool org.apache.kafka.tools.consumer.ConsoleConsumer "$@" ;;
