@@ -42,6 +42,8 @@ class KafkaSettings:
     auto_offset_reset: str = "earliest"  # where a new group starts: earliest | latest
     create_topics: bool = True           # create missing input/output/dead-letter topics at start
     partitions: int = 3                  # partition count of topics created here
+    replication_factor: int | None = None  # copies of topics created here; None: min(3, brokers)
+    min_insync_replicas: int | None = None  # of topics created here; None: 2 when RF >= 3, else broker default
     max_poll_records: int = 256          # records per list handed to a translator
     batch_linger_ms: int = 20            # ...or fewer, once the oldest has waited this long
     max_in_flight: int = 2048            # polled, not yet committed; partitions pause above it
@@ -73,6 +75,9 @@ class KafkaSettings:
                 raise StreamConfigError(str(err)) from err
         if self.max_in_flight < self.max_poll_records:
             raise StreamConfigError("kafka.max_in_flight must be at least kafka.max_poll_records")
+        if None not in (self.replication_factor, self.min_insync_replicas) \
+                and self.min_insync_replicas > self.replication_factor:
+            raise StreamConfigError("kafka.min_insync_replicas must be at most kafka.replication_factor")
         if self.flush_timeout_s * 1000 * 2 >= self.max_poll_interval_ms:
             # A flush blocks the poll loop; it must end well before the group expels us.
             raise StreamConfigError("kafka.flush_timeout_s must be under half of kafka.max_poll_interval_ms")

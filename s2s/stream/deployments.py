@@ -126,7 +126,10 @@ class KafkaIngress:
             # A wrong password: one clear error, not a bootstrap timeout (create_topics checks too).
             if self._config.kafka.create_topics:
                 create_topics(resolve_bootstrap(self._config.kafka), self._config.all_topics(),
-                              partitions=self._config.kafka.partitions, security=resolve_security(self._config.kafka))
+                              partitions=self._config.kafka.partitions,
+                              replication_factor=self._config.kafka.replication_factor,
+                              min_insync_replicas=self._config.kafka.min_insync_replicas,
+                              security=resolve_security(self._config.kafka))
             else:
                 check_credentials(self._config.kafka)
             self._worker.run(self._stop)

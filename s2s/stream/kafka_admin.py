@@ -43,20 +43,44 @@ def _admin(bootstrap: str, security: KafkaSecurity | None, timeout_s: float = 30
     )
 
 
-def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, replication_factor: int = 1,
-                  security: KafkaSecurity | None = None) -> None:
+def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, replication_factor: int | None = None,
+                  min_insync_replicas: int | None = None, security: KafkaSecurity | None = None) -> None:
     """Create the topics that do not exist yet and wait until every partition has a leader.
 
+    ``replication_factor`` None: min(3, brokers in the cluster); ``min_insync_replicas`` None: 2
+    when the topics have 3 or more copies, else the broker's default (see default_replication).
     Idempotent: a topic that already exists is left as it is (even with another partition count).
     """
     names = list(names)
     if not names:
         return
-    spec = {name: {"num_partitions": partitions, "replication_factor": replication_factor} for name in names}
     with _admin(bootstrap, security) as admin:
+        brokers = len(admin.describe_cluster()["brokers"]) if replication_factor is None else 0
+        replicas, min_insync = default_replication(brokers, replication_factor, min_insync_replicas)
+        configs = {} if min_insync is None else {"min.insync.replicas": str(min_insync)}
+        spec = {name: {"num_partitions": partitions, "replication_factor": replicas, "configs": configs}
+                for name in names}
         _raise_topic_errors(admin.create_topics(spec, raise_errors=False), "creating",
                             TopicAlreadyExistsError.errno)
         admin.wait_for_topics(names, timeout_ms=30_000)
+
+
+def default_replication(brokers: int, replication_factor: int | None,
+                        min_insync_replicas: int | None) -> tuple[int, int | None]:
+    """(replication factor, min.insync.replicas or None for the broker's default) of new topics.
+
+    Three copies where the cluster has three brokers, two of which must hold a write before
+    ``acks=all`` answers: one broker may then die (or restart) without losing an acked record
+    or stopping writes. A smaller cluster gets one copy per broker and the broker's min ISR.
+    """
+    replicas = min(3, brokers) if replication_factor is None else replication_factor
+    if replicas < 1:
+        raise ValueError(f"replication factor must be at least 1, got {replicas} "
+                         f"({brokers} brokers, replication_factor={replication_factor})")
+    min_insync = (2 if replicas >= 3 else None) if min_insync_replicas is None else min_insync_replicas
+    if min_insync is not None and not 1 <= min_insync <= replicas:
+        raise ValueError(f"min.insync.replicas must be 1..{replicas} (the replication factor), got {min_insync}")
+    return replicas, min_insync
 
 
 def _raise_topic_errors(result: dict, verb: str, harmless_code: int) -> None:
