@@ -167,3 +167,112 @@ def toy_model(toy_data_dir, tmp_path_factory) -> ToyModel:
     started = time.perf_counter()
     Trainer(toy_config(toy_data_dir), run_dir, show_progress=False).run()
     return ToyModel(toy_data_dir, run_dir / "best", run_dir, time.perf_counter() - started)
+
+
+# =============================================================================================
+# Kafka: a 3-broker KRaft cluster (kafka.sh cluster-start), for replication and broker faults
+# =============================================================================================
+
+CLUSTER_SIZE = 3
+
+
+@dataclass(frozen=True)
+class KafkaCluster(KafkaBroker):
+    """Three combined broker+controller nodes of this session only; brokers are named 1..3.
+
+    Topics created on it by ``create_topics`` get 3 replicas and min.insync.replicas 2, so one
+    broker may be killed at a time without losing an acked record or stopping writes."""
+
+    def kill(self, broker_id: int) -> None:
+        """SIGKILL one broker (no controlled shutdown: its leaderships move after its session ends)."""
+        self._broker("kill", broker_id)
+
+    def stop(self, broker_id: int) -> None:
+        """SIGTERM one broker (a controlled shutdown: its leaderships move first)."""
+        self._broker("stop", broker_id)
+
+    def start(self, broker_id: int) -> None:
+        """Start one broker again; returns once the controller lists it as live."""
+        self._broker("start", broker_id)
+
+    def _broker(self, action: str, broker_id: int) -> None:
+        result = self.kafka_sh(f"broker-{action}", str(broker_id), timeout=240)
+        assert result.returncode == 0, result.stderr
+
+    def leader_of(self, topic: str, partition: int) -> int:
+        """The id of the broker leading ``topic``'s partition now (-1 while it has none)."""
+        return self._partition(topic, partition)["leader_id"]
+
+    def in_sync_replicas(self, topic: str, partition: int) -> list[int]:
+        return sorted(self._partition(topic, partition)["isr_nodes"])
+
+    def transaction_coordinator(self, transactional_id: str, timeout_s: float = 60) -> int:
+        """The id of the broker coordinating ``transactional_id``'s transactions (FindCoordinator,
+        key type TRANSACTION); retried while the coordinator moves or the state topic is created."""
+        import time
+
+        from kafka.errors import KafkaError
+        from kafka.protocol.metadata import CoordinatorType
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with self._admin() as admin:
+                    # kafka-python has no public call for this one lookup; describe_transactions
+                    # uses the same helper but fails for an id that has no transaction yet.
+                    found = admin._manager.run(admin._find_coordinator_ids, [transactional_id],
+                                               CoordinatorType.TRANSACTION)
+                return found[transactional_id]
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)  # no event tells when a coordinator is elected
+
+    def _partition(self, topic: str, partition: int) -> dict:
+        with self._admin() as admin:
+            (described,) = admin.describe_topics([topic])
+        return next(p for p in described["partitions"] if p["partition_index"] == partition)
+
+    def _admin(self):
+        from kafka import KafkaAdminClient
+
+        return KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="s2s-test-cluster",
+                                request_timeout_ms=10_000)
+
+
+def start_test_cluster(name: str = "cluster3") -> KafkaCluster:
+    """Start a cluster of the caller only, on fresh ports, under .kafka/<name>-<port>/."""
+    last_error = ""
+    for _attempt in range(3):  # another process may grab a free port before a broker binds it
+        ports = free_ports(2 * CLUSTER_SIZE)
+        client_ports, controller_ports = ports[:CLUSTER_SIZE], ports[CLUSTER_SIZE:]
+        home = REPO_DIR / ".kafka" / f"{name}-{client_ports[0]}"
+        env = dict(os.environ, KAFKA_HOME_DIR=str(home), KAFKA_CLUSTER_DIR=str(home),
+                   KAFKA_CLUSTER_PORTS=",".join(map(str, client_ports)),
+                   KAFKA_CLUSTER_CONTROLLER_PORTS=",".join(map(str, controller_ports)),
+                   KAFKA_START_TIMEOUT="180", KAFKA_STOP_TIMEOUT="20")
+        cluster = KafkaCluster(",".join(f"127.0.0.1:{port}" for port in client_ports), env)
+        result = cluster.kafka_sh("cluster-start", str(CLUSTER_SIZE), timeout=KAFKA_START_TIMEOUT_S)
+        if result.returncode == 0:
+            return cluster
+        last_error = result.stderr
+        stop_test_cluster(cluster)
+    raise RuntimeError(f"could not start a test Kafka cluster:\n{last_error}")
+
+
+def stop_test_cluster(cluster: KafkaCluster) -> None:
+    cluster.kafka_sh("cluster-clean", timeout=120)
+    shutil.rmtree(cluster.script_env["KAFKA_CLUSTER_DIR"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster3() -> Iterator[KafkaCluster]:
+    """A 3-broker cluster started here (never S2S_KAFKA_BOOTSTRAP's: the tests kill its brokers),
+    on ports chosen at run time; stopped and deleted at the end of the session."""
+    if os.environ.get(BOOTSTRAP_ENV, "").strip():
+        pytest.skip("S2S_KAFKA_BOOTSTRAP names an external cluster; the 3-broker tests kill brokers")
+    cluster = start_test_cluster()
+    try:
+        yield cluster
+    finally:
+        stop_test_cluster(cluster)
