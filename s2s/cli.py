@@ -3,6 +3,7 @@
     s2s data prepare bible --src en --tgt fr --out data/bible-en-fr
     s2s train --config configs/bible-en-fr.yaml --out runs/bible-en-fr
     echo "In the beginning God created the heavens." | s2s translate --model runs/bible-en-fr/best
+    s2s quantize --model runs/bible-en-fr/best --out runs/bible-en-fr/int8
 """
 from __future__ import annotations
 
@@ -68,6 +69,11 @@ def _model_parsers(sub) -> None:
     att.add_argument("--out", required=True, help="PNG file")
     att.add_argument("--device", default="auto")
     att.set_defaults(func=commands.attention)
+
+    quant = sub.add_parser("quantize", help="write the int8 (CPU) form of a checkpoint")
+    quant.add_argument("--model", required=True, help="fp32 checkpoint directory")
+    quant.add_argument("--out", required=True, help="new checkpoint directory (manifest says int8)")
+    quant.set_defaults(func=commands.quantize)
 
 
 def _search_args(p: argparse.ArgumentParser) -> None:

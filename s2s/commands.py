@@ -145,6 +145,14 @@ def load_task(model_dir: str) -> str:
     return read_manifest(model_dir).get("task", "translate")
 
 
+def quantize(args: argparse.Namespace) -> int:
+    from .checkpoint import quantize_checkpoint
+    out = quantize_checkpoint(args.model, args.out)
+    print(f"int8 model written to {out}; s2s translate/evaluate and s2s serve read it as they "
+          "read any checkpoint (it decodes on CPU)")
+    return 0
+
+
 def attention(args: argparse.Namespace) -> int:
     from .plotting import plot_attention
     translator = _translator(args)

@@ -14,9 +14,10 @@ from typing import Sequence
 import torch
 
 from .batching import source_tensor
-from .checkpoint import LoadedModel, load_checkpoint
+from .checkpoint import LoadedModel, load_checkpoint, read_manifest
 from .config import TestingConfig
 from .model import Seq2Seq
+from .precision import autocast
 from .search import Hypothesis, search
 from .vocabulary import Vocabulary
 
@@ -47,13 +48,19 @@ class Translator:
         self.device = torch.device(device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Translator":
-        loaded = load_checkpoint(path, resolve_device(device))
+    def from_checkpoint(cls, path: str | Path, device: str = "auto",
+                        quantize: str | None = None) -> "Translator":
+        """quantize="int8" decodes an fp32 checkpoint in int8; an int8 checkpoint is int8
+        anyway. int8 runs on CPU, which is what device "auto" then picks."""
+        if device == "auto" and (quantize or read_manifest(path).get("quantization")):
+            device = "cpu"
+        loaded = load_checkpoint(path, resolve_device(device), quantize)
         return cls.from_loaded(loaded)
 
     @classmethod
     def from_loaded(cls, loaded: LoadedModel) -> "Translator":
         cfg = loaded.config
+        # The embeddings stay fp32 parameters in an int8 model too: they tell the device.
         translator = cls(loaded.model, loaded.src_vocab, loaded.tgt_vocab, cfg.testing,
                          cfg.data.max_src_len, cfg.data.max_tgt_len,
                          next(loaded.model.parameters()).device)
@@ -100,9 +107,10 @@ class Translator:
     def _decode_chunk(self, chunk, src_ids, results, beam, n_best, max_len, alpha, keep_attention):
         seqs = [src_ids[i] for i in chunk]
         src, src_len = source_tensor(seqs)
-        enc = self.model.encode(src.to(self.device), src_len.to(self.device))
-        hyps = search(self.model, enc, self.max_lens(seqs, max_len), beam, n_best, alpha,
-                      keep_attention)
+        with autocast(self.device):            # mixed precision on CUDA; a no-op on CPU
+            enc = self.model.encode(src.to(self.device), src_len.to(self.device))
+            hyps = search(self.model, enc, self.max_lens(seqs, max_len), beam, n_best, alpha,
+                          keep_attention)
         for i, item in zip(chunk, hyps):
             results[i] = [self._to_translation(h) for h in item]
 

@@ -23,9 +23,10 @@ from .config import ExperimentConfig
 from .corpus import read_corpus
 from .model import build_model
 from .plotting import write_history
+from .precision import MixedPrecision
 from .prediction import Translator, resolve_device
 from .training import (LRSchedule, Progress, encode_corpus, evaluate, rng_state,
-                       seed_everything, set_rng_state, set_threads, train_step)
+                       seed_everything, set_rng_state, set_threads, to_device, train_step)
 from .vocabulary import learn_vocabularies
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Trainer:
         set_threads(cfg.training.threads)
         seed_everything(cfg.training.seed)
         self.device = resolve_device(cfg.training.device)
+        self.precision = MixedPrecision(self.device)     # bf16/fp16 on CUDA, fp32 on CPU
         self.progress = Progress()
         resume_state = load_trainer_state(self.out_dir / "last")
         self._load_vocab_and_model(resume_state is not None)
@@ -75,12 +77,17 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.progress = Progress(**state["progress"])
         set_rng_state(state["rng"])
+        if "grad_scaler" in state:
+            self.precision.scaler.load_state_dict(state["grad_scaler"])
         log.info("resuming from step %d (epoch %d, batch %d)", self.progress.step,
                  self.progress.epoch, self.progress.batch_in_epoch)
 
     def trainer_state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-                "progress": asdict(self.progress), "rng": rng_state()}
+        state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                 "progress": asdict(self.progress), "rng": rng_state()}
+        if self.precision.scaler.is_enabled():
+            state["grad_scaler"] = self.precision.scaler.state_dict()
+        return state
 
     def run(self) -> dict[str, Any]:
         """Train until epochs, the time budget or early stopping ends it."""
@@ -101,9 +108,9 @@ class Trainer:
         t, p = self.cfg.training, self.progress
         batches = self.train.batches(t.batch_tokens, t.seed, p.epoch)
         for index in range(p.batch_in_epoch, len(batches)):
-            batch = self.train.collate(batches[index]).to(self.device)
+            batch = to_device(self.train.collate(batches[index]), self.device)
             started = time.perf_counter()
-            loss = train_step(self.model, batch, self.optimizer, self.schedule, t)
+            loss = train_step(self.model, batch, self.optimizer, self.schedule, t, self.precision)
             elapsed = time.perf_counter() - started
             p.step, p.batch_in_epoch = p.step + 1, index + 1
             p.tokens, p.train_seconds = p.tokens + batch.ntokens, p.train_seconds + elapsed

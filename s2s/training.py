@@ -4,6 +4,7 @@ early stopping and best/last checkpoints. The Ray Train worker reuses
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -19,6 +20,7 @@ from .batching import Batch, collate, token_batches, truncate
 from .config import TrainingConfig
 from .loss import sequence_loss
 from .metrics import task_metrics
+from .precision import MixedPrecision
 from .prediction import Translator
 from .vocabulary import Vocabulary
 
@@ -93,18 +95,37 @@ class LRSchedule:
 
 
 def train_step(model: nn.Module, batch: Batch, optimizer: torch.optim.Optimizer,
-               schedule: LRSchedule, cfg: TrainingConfig) -> float:
-    """One teacher-forced update; returns the summed (label-smoothed) loss."""
+               schedule: LRSchedule, cfg: TrainingConfig,
+               precision: MixedPrecision | None = None) -> float:
+    """One teacher-forced update; returns the summed (label-smoothed) loss.
+    `precision` (one per run) turns on mixed precision on CUDA; None or CPU: plain fp32."""
     model.train()
-    logits = model(batch.src, batch.src_len, batch.tgt_in)        # batch x tgt x vocab
-    loss = sequence_loss(logits, batch.tgt_out, cfg.label_smoothing)
+    precision = precision or FP32
+    with precision.autocast():
+        logits = model(batch.src, batch.src_len, batch.tgt_in)    # batch x tgt x vocab
+        loss = sequence_loss(logits, batch.tgt_out, cfg.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
-    (loss / batch.ntokens).backward()
+    precision.scaler.scale(loss / batch.ntokens).backward()
     if cfg.clip_norm > 0:
+        precision.scaler.unscale_(optimizer)                      # clip the true gradients
         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-    optimizer.step()
+    precision.scaler.step(optimizer)                              # skipped if grads overflowed
+    precision.scaler.update()
     schedule.step()
     return float(loss.detach())
+
+
+FP32 = MixedPrecision("cpu")   # autocast off, scaler disabled: exactly the fp32 step
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """The batch on `device`; to CUDA from pinned (page-locked) host memory, which the copy
+    needs in order to be asynchronous and is faster from anyway."""
+    if device.type == "cuda":
+        batch = dataclasses.replace(batch, src=batch.src.pin_memory(),
+                                    tgt_in=batch.tgt_in.pin_memory(),
+                                    tgt_out=batch.tgt_out.pin_memory())
+    return batch.to(device)
 
 
 def evaluate(translator: Translator, corpus: EncodedCorpus, task: str, limit: int,
