@@ -7,7 +7,6 @@ stops it; the demand comes from a real Ray driver (tests/integration/cluster/dem
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,57 +17,22 @@ import pytest
 
 from s2s.cluster.config import HEAD_NODE_TYPE, WORKER_NODE_TYPE
 from s2s.cluster.local import session_pids
-from s2s.localhost import free_ports
 from tests.integration.train.helpers import lines_until
+
+from .helpers import SCALE_TIMEOUT_S, alive_nodes, client_env, s2s_cluster, started, wait_for_nodes
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 DEMAND = Path(__file__).with_name("demand.py")
 HEAD_CPUS, WORKER_CPUS, MAX_WORKERS, IDLE_TIMEOUT_S = 1, 2, 2, 10
-CLI_TIMEOUT_S = 240     # `up` waits for the head (~20 s idle, a minute or more on a busy machine)
-SCALE_TIMEOUT_S = 120   # fake worker nodes are local raylets: they start and stop in seconds
-
-
-def s2s_cluster(*args: str, state_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "s2s.cli", "cluster", *args, "--dir", str(state_dir)],
-                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
-
-
-def alive_nodes(state_dir: Path) -> list[dict]:
-    result = s2s_cluster("status", "--json", state_dir=state_dir)
-    assert result.returncode == 0, result.stderr
-    return [n for n in json.loads(result.stdout)["nodes"] if n["state"] == "ALIVE"]
-
-
-def wait_for_nodes(state_dir: Path, count: int) -> list[dict]:
-    deadline = time.monotonic() + SCALE_TIMEOUT_S
-    while len(nodes := alive_nodes(state_dir)) != count:
-        assert time.monotonic() < deadline, f"still {len(nodes)} alive nodes, expected {count}: {nodes}"
-        time.sleep(2)
-    return nodes
 
 
 @pytest.fixture(scope="module")
 def cluster_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One cluster for the module (start-up is the slow part); the last test stops it."""
     state_dir = tmp_path_factory.mktemp("cluster")
-    port, dashboard_port = free_ports(2)
-    up = s2s_cluster("up", "--head-cpus", str(HEAD_CPUS), "--worker-cpus", str(WORKER_CPUS),
-                     "--max-workers", str(MAX_WORKERS), "--idle-timeout", str(IDLE_TIMEOUT_S),
-                     "--port", str(port), "--dashboard-port", str(dashboard_port), state_dir=state_dir)
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        assert "up (pid " in up.stdout and f"127.0.0.1:{port}" in up.stdout
+    with started(state_dir, HEAD_CPUS, WORKER_CPUS, MAX_WORKERS, IDLE_TIMEOUT_S):
         yield state_dir
-    finally:
-        s2s_cluster("down", state_dir=state_dir)
-
-
-def client_env(state_dir: Path) -> dict[str, str]:
-    result = s2s_cluster("env", state_dir=state_dir)
-    assert result.returncode == 0, result.stderr
-    exports = dict(line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines())
-    return {**os.environ, **exports}
 
 
 def test_demand_adds_a_worker_node_and_idling_removes_it(cluster_dir: Path):
