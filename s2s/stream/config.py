@@ -157,6 +157,7 @@ class RouteConfig:
     beam: int | None = None         # default beam (None: the checkpoint's testing.beam)
     max_len: int | None = None      # default cap on output tokens
     device: str = "auto"            # auto | cpu | cuda
+    quantize: str | None = None     # int8: decode in int8 on CPU (the loader gets quantize=); None: as stored
     num_replicas: int = 1
     num_cpus: float = 1.0
     num_gpus: float = 0.0
@@ -177,8 +178,12 @@ class RouteConfig:
             raise StreamConfigError(f"{where}: model and task must be set, loader must be 'module:function'")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise StreamConfigError(f"{where}.device must be auto, cpu or cuda[:N], got {self.device!r}")
+        if self.quantize not in (None, "int8"):
+            raise StreamConfigError(f"{where}.quantize must be int8 or unset (fp32), got {self.quantize!r}")
+        if self.quantize and self.device.startswith("cuda"):
+            raise StreamConfigError(f"{where}.quantize: int8 decodes on CPU only; set device to cpu or auto")
         _check_positive(self, where, exclude=("name", "input_topic", "output_topic", "model", "task",
-                                              "loader", "device", "num_gpus", "autoscaling"))
+                                              "loader", "device", "quantize", "num_gpus", "autoscaling"))
         if self.num_gpus < 0:
             raise StreamConfigError(f"{where}.num_gpus must be >= 0")
         if self.autoscaling is not None:

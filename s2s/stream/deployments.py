@@ -36,7 +36,7 @@ from .delivery import AtLeastOnceDelivery, TransactionalDelivery
 from .kafka_admin import create_topics
 from .kafka_clients import check_credentials, consumer_configs, producer_configs, resolve_bootstrap, resolve_security
 from .lag_policy import LAG_METRIC, PARTITIONS_METRIC
-from .models import DecodeItem, Loader, TranslateResult, answer_lists, resolve_loader
+from .models import DecodeItem, Loader, TranslateResult, answer_lists, load_route_model, resolve_loader
 from .telemetry import IngressTelemetry, TranslatorTelemetry
 from .worker import StreamWorker
 
@@ -48,7 +48,7 @@ class TranslatorDeployment:
 
     def __init__(self, route: RouteConfig, loader: str | Loader | None = None):
         self._route = route
-        self._model = resolve_loader(loader or route.loader)(route.model, route.device)
+        self._model = load_route_model(resolve_loader(loader or route.loader), route)
         _limit_torch_threads(route.num_cpus)
         self._telemetry = TranslatorTelemetry(route.name)
         self._batcher = ListBatcher(self._decode, route.max_batch_size, route.batch_wait_timeout_s)

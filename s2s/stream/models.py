@@ -54,12 +54,21 @@ class TranslateResult:
     outcomes: list[Decoded]
 
 
-def load_checkpoint_model(path: str, device: str = "auto") -> StreamModel:
+def load_checkpoint_model(path: str, device: str = "auto", quantize: str | None = None) -> StreamModel:
     """The default loader: an s2s checkpoint directory -> Translator (imported here, lazily,
-    so that config parsing never loads torch)."""
+    so that config parsing never loads torch). quantize="int8" decodes it in int8 on CPU; an
+    int8 checkpoint (`s2s quantize`) is int8 without asking."""
     from s2s.prediction import Translator
 
-    return Translator.from_checkpoint(path, device=device)
+    return Translator.from_checkpoint(path, device=device, quantize=quantize)
+
+
+def load_route_model(loader: Loader, route) -> StreamModel:
+    """A route's model through its loader; `quantize=` is passed only when the route sets it,
+    so loaders that take (path, device) alone keep working."""
+    if route.quantize is None:
+        return loader(route.model, route.device)
+    return loader(route.model, route.device, quantize=route.quantize)
 
 
 class IdentityModel:

@@ -1,4 +1,5 @@
 """int8 checkpoints: what `s2s quantize` writes, how it loads, and how close it decodes to fp32."""
+import dataclasses
 import json
 import pickle
 
@@ -142,3 +143,34 @@ def test_s2s_quantize_then_translate_and_evaluate(toy_model, tmp_path, capsys, m
     (tmp_path / "in.txt").write_text(source + "\n")
     assert cli.main(["translate", "--model", str(out), "--input", str(tmp_path / "in.txt")]) == 0
     assert capsys.readouterr().out.strip() == Translator.from_checkpoint(out).best([source])[0]
+
+
+# --- a Serve route's `quantize: int8` ---------------------------------------------------------
+
+def _route(**overrides):
+    from s2s.stream.config import stream_config_from_dict
+    base = {"name": "en-fr", "input_topic": "en", "output_topic": "fr", "model": "m"}
+    return stream_config_from_dict({"routes": [{**base, **overrides}]}).routes[0]
+
+
+def test_a_route_may_ask_for_int8_and_nothing_else():
+    from s2s.stream.config import StreamConfigError
+    assert _route().quantize is None and _route(quantize="int8").quantize == "int8"
+    with pytest.raises(StreamConfigError, match=r"routes\[en-fr\]\.quantize must be int8"):
+        _route(quantize="int4")
+    with pytest.raises(StreamConfigError, match=r"routes\[en-fr\]\.quantize: int8 decodes on CPU"):
+        _route(quantize="int8", device="cuda")
+
+
+def test_the_route_loader_gets_quantize_only_when_the_route_sets_it(fp32_dir):
+    from s2s.stream.models import load_checkpoint_model, load_route_model
+    calls = []
+    loader = lambda *args, **kwargs: calls.append((args, kwargs))  # noqa: E731
+    load_route_model(loader, _route())
+    load_route_model(loader, _route(quantize="int8"))
+    assert calls == [(("m", "auto"), {}), (("m", "auto"), {"quantize": "int8"})]
+    route = dataclasses.replace(_route(quantize="int8"), model=str(fp32_dir))
+    model = load_route_model(load_checkpoint_model, route)
+    assert is_quantized(model.model) and model.version.endswith("-int8")
+    fp32_route = dataclasses.replace(route, quantize=None)
+    assert not is_quantized(load_route_model(load_checkpoint_model, fp32_route).model)
