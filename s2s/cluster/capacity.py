@@ -1,10 +1,12 @@
 """Tell Ray how far the local cluster may grow.
 
 Ray reads an autoscaling cluster's bounds from a `ClusterConfig` record in the GCS (Ray
-Train's and Ray Data's pre-start checks, and `s2s train --ray`'s capacity check through
-`ray._private.state.get_max_resources_from_cluster_config`). Managed platforms write it; the
-open-source autoscaler that `s2s cluster up` runs does not, so without it a training run
-asking for more workers than the head alone holds would be refused instead of scaling up.
+Train's and Ray Data's pre-start checks, and `s2s train --ray` through s2s/train/capacity.py,
+which reads its node groups). Managed platforms write it; the open-source autoscaler that
+`s2s cluster up` runs does not (nor does `ray up`'s or KubeRay's), so `up` writes it itself:
+a run that could never fit is then refused at once. Without the record, `s2s train --ray`
+warns and lets Ray Train wait, bounded, for the autoscaler (tests/integration/cluster/
+test_train_autoscaling.py withdraws it to run that path).
 """
 from __future__ import annotations
 

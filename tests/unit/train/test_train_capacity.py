@@ -132,3 +132,28 @@ def test_resource_wait_must_be_positive():
 
     with pytest.raises(ConfigError, match="ray.resource_wait_s"):
         RayTrainConfig(resource_wait_s=0).validate()
+
+
+def test_ray_trains_wait_is_bounded_and_its_timeout_reads_as_the_numbers(monkeypatch):
+    from ray.train import ControllerError
+    from ray.train.v2._internal.exceptions import WorkerGroupStartupTimeoutError
+
+    from s2s.train import launcher
+
+    seen = {}
+
+    class NeverPlaced:
+        def fit(self):
+            seen["timeout"] = launcher.os.environ[launcher.WORKER_GROUP_START_TIMEOUT_S_ENV_VAR]
+            raise ControllerError(WorkerGroupStartupTimeoutError(num_workers=6))
+
+    monkeypatch.delenv(launcher.WORKER_GROUP_START_TIMEOUT_S_ENV_VAR, raising=False)
+    monkeypatch.setattr(launcher, "capacity_of_cluster",
+                        lambda: Capacity([{"CPU": 1.0}, {"CPU": 2.0}], autoscaling=True))
+    with pytest.raises(launcher.ResourceWaitTimeout,
+                       match=r"^6 workers \(1 CPU each, PACK\) got no resources within 15 s "
+                             r"\(ray.resource_wait_s\); the cluster now: 2 live nodes, 3 CPUs"):
+        launcher.fit_within_resource_wait(NeverPlaced(), RayTrainConfig(workers=6, resource_wait_s=15),
+                                          use_gpu=False)
+    assert seen["timeout"] == "15"     # what Ray Train hands its controller
+    assert launcher.WORKER_GROUP_START_TIMEOUT_S_ENV_VAR not in launcher.os.environ
