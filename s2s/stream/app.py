@@ -1,4 +1,5 @@
-"""The Serve application: one KafkaIngress deployment + one translator deployment per route.
+"""The Serve application: one KafkaIngress deployment, and per route a translator deployment
+plus its quarantine (the same class, one replica taking one call at a time: suspects.py).
 
 Serve config files point at the builder and pass the stream config as ``args``:
 
@@ -27,6 +28,7 @@ from .models import Loader
 
 INGRESS_NAME = "ingress"
 TRANSLATOR_PREFIX = "translator-"
+QUARANTINE_PREFIX = "quarantine-"
 SHUTDOWN_MARGIN_S = 15  # on top of the drain: leaving the group and closing the producer
 
 
@@ -45,6 +47,7 @@ def build_app(config: StreamConfig, loader: str | Loader | None = None) -> Appli
                                 security=resolve_security(config.kafka))
     config = dataclasses.replace(config, kafka=kafka)
     translators = {route.name: _translator(route, loader) for route in config.routes}
+    quarantines = {route.name: _quarantine(route, loader) for route in config.routes}
     ingress = serve.deployment(KafkaIngress).options(
         name=INGRESS_NAME,
         **_ingress_replicas(config),
@@ -52,7 +55,7 @@ def build_app(config: StreamConfig, loader: str | Loader | None = None) -> Appli
         graceful_shutdown_timeout_s=config.ingress.drain_timeout_s + SHUTDOWN_MARGIN_S,
         health_check_period_s=5,
     )
-    return ingress.bind(config, translators)
+    return ingress.bind(config, translators, quarantines)
 
 
 def _ingress_replicas(config: StreamConfig) -> dict[str, Any]:
@@ -85,8 +88,25 @@ def _translator(route, loader: str | Loader | None) -> Application:
         **_translator_replicas(route),
         max_ongoing_requests=route.max_ongoing_requests,
         ray_actor_options={"num_cpus": route.num_cpus, "num_gpus": route.num_gpus},
+        health_check_period_s=5,
     )
     return deployment.bind(route, loader)
+
+
+def _quarantine(route, loader: str | Loader | None) -> Application:
+    """Where suspects are decoded alone. max_ongoing_requests=1: the other ingress replicas'
+    calls wait in their handles, not in this process, so a crash here fails exactly one call.
+    On CPU with a small reservation, so it is schedulable whatever the translators hold; always
+    up (a replica started on demand would make the first suspects' calls time out waiting)."""
+    quarantined = dataclasses.replace(route, device="cpu", num_gpus=0.0)
+    deployment = serve.deployment(TranslatorDeployment).options(
+        name=f"{QUARANTINE_PREFIX}{route.name}",
+        num_replicas=1,
+        max_ongoing_requests=1,
+        ray_actor_options={"num_cpus": route.quarantine_num_cpus},
+        health_check_period_s=5,
+    )
+    return deployment.bind(quarantined, loader, "quarantine")
 
 
 def app_builder(args: dict[str, Any]) -> Application:

@@ -1,22 +1,26 @@
 """One batch of polled records on its way through the ingress: records -> plans -> translator
-calls -> the output and dead-letter records that answer them.
+calls -> the output and dead-letter records that answer them (one per record, always).
 
-The ingress hands the translators whole lists (DESIGN.md: one handle call per message is ~200x
-slower than one per list), split only per route and to the translator's max batch size.
+The ingress hands the translators whole lists (docs/architecture.md: one handle call per message
+is ~200x slower than one per list), split only per route and to the translator's max batch size.
+Suspects (suspects.py) get calls of their own, marked ``alone``.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from kafka.structs import TopicPartition
 
-from . import headers as hdr
 from .config import RouteConfig
 from .messages import Limits, Reason, Rejection, Request, decode_value, encode_reply
 from .models import DecodeItem, TranslateResult
+from .out_records import OutRecord, answer, bare_dead_letter, dead_letter
 from .routing import Router
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,16 +34,6 @@ class Planned:
 Plan = Planned | Rejection
 
 
-@dataclass(frozen=True)
-class OutRecord:
-    """A record to produce: an answer on an output topic or a dead letter."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: hdr.Headers
-
-
 @dataclass
 class TranslatorCall:
     """One handle call: the batch positions it covers and the future of its result."""
@@ -47,15 +41,27 @@ class TranslatorCall:
     route: RouteConfig
     indices: list[int]
     future: Future  # Future[TranslateResult]
+    alone: bool = False
 
 
-# submit(route, items) -> Future[TranslateResult]; the ingress wraps a DeploymentHandle in it.
-Submit = Callable[[RouteConfig, list[DecodeItem]], Future]
+# submit(route, items, alone) -> Future[TranslateResult]; the ingress wraps DeploymentHandles in it:
+# alone=True goes to the route's quarantine deployment (one call at a time, never merged).
+Submit = Callable[[RouteConfig, list[DecodeItem], bool], Future]
 
 
 class TranslatorCrashed(RuntimeError):
     """A translator call failed because the replica process died during it (the ingress
-    raises this for Ray's actor-died errors, so the poll loop need not import Ray)."""
+    raises this for Ray's actor-died errors, so the poll loop need not import Ray).
+    ``reason``: model_crash, or decode_timeout when the call had outlived the decode limit (the
+    health check kills a replica whose decode hangs)."""
+
+    def __init__(self, message: str, reason: Reason = Reason.MODEL_CRASH):
+        super().__init__(message)
+        self.reason = reason
+
+
+class TranslatorTimeout(TimeoutError):
+    """A translator call outlived ingress.call_timeout_s."""
 
 
 def plan_records(records: Sequence, router: Router, limits: Limits) -> list[Plan]:
@@ -71,16 +77,16 @@ def plan_records(records: Sequence, router: Router, limits: Limits) -> list[Plan
     return plans
 
 
-def submit_calls(plans: Sequence[Plan], submit: Submit, isolate: Collection[int] = ()) -> list[TranslatorCall]:
+def submit_calls(plans: Sequence[Plan], submit: Submit, alone: Collection[int] = ()) -> list[TranslatorCall]:
     """One call per route and chunk of at most that route's max_batch_size planned records;
-    the positions in ``isolate`` get a call each (suspects of a translator crash)."""
+    the positions in ``alone`` get a call each (suspects.py)."""
     by_route: dict[str, list[int]] = {}
     calls = []
     for i, plan in enumerate(plans):
         if not isinstance(plan, Planned):
             continue
-        if i in isolate:
-            calls.append(TranslatorCall(plan.route, [i], submit(plan.route, [_decode_item(plan)])))
+        if i in alone:
+            calls.append(TranslatorCall(plan.route, [i], submit(plan.route, [_decode_item(plan)], True), True))
         else:
             by_route.setdefault(plan.route.name, []).append(i)
     for indices in by_route.values():
@@ -88,7 +94,7 @@ def submit_calls(plans: Sequence[Plan], submit: Submit, isolate: Collection[int]
         for start in range(0, len(indices), route.max_batch_size):
             chunk = indices[start:start + route.max_batch_size]
             items = [_decode_item(plans[i]) for i in chunk]
-            calls.append(TranslatorCall(route, chunk, submit(route, items)))
+            calls.append(TranslatorCall(route, chunk, submit(route, items, False)))
     return calls
 
 
@@ -125,11 +131,11 @@ class PolledBatch:
         for call in self.calls:
             call.future.cancel()
 
-    def crashed_records(self) -> list:
-        """The records of calls that failed because the translator process died."""
-        crashed = [call for call in self.calls if call.future.done() and not call.future.cancelled()
-                   and isinstance(call.future.exception(), TranslatorCrashed)]
-        return [self.records[i] for call in crashed for i in call.indices]
+    def failures(self) -> list[tuple[object, BaseException]]:
+        """(record, error) for each record of a call that failed as a whole."""
+        failed = [call for call in self.calls if call.future.done() and not call.future.cancelled()
+                  and call.future.exception() is not None]
+        return [(self.records[i], call.future.exception()) for call in failed for i in call.indices]
 
     def first_offsets(self) -> dict[TopicPartition, int]:
         return first_offsets(self.records)
@@ -138,22 +144,19 @@ class PolledBatch:
         """Per partition, the offset after this batch's last record (what a commit stores)."""
         return {TopicPartition(r.topic, r.partition): r.offset + 1 for r in self.records}
 
-    def outputs(self, dead_letter_topic: str, now_ms: int) -> list[OutRecord]:
-        """Answers and dead letters, in record order. Re-raises a failed call's exception:
-        a call that failed as a whole (replica died, timeout) is retried, not dead-lettered."""
+    def outputs(self, dead_letter_topic: str, now_ms: int, max_bytes: int) -> list[OutRecord]:
+        """One answer or dead letter per record, in record order, each at most ``max_bytes``.
+        Re-raises a failed call's exception: a call that failed as a whole (replica died,
+        timeout) is retried, not dead-lettered."""
         results = self._results()
         out = []
         for i, (record, plan) in enumerate(zip(self.records, self.plans)):
-            if isinstance(plan, Rejection):
-                out.append(_dead_letter(record, None, plan, dead_letter_topic))
-                continue
-            result, position = results[i]
-            decoded = result.outcomes[position]
-            if decoded.error is not None:
-                rejection = Rejection(Reason.MODEL_ERROR, decoded.error)
-                out.append(_dead_letter(record, plan.request, rejection, dead_letter_topic))
-            else:
-                out.append(_answer(record, plan, decoded.text, result, now_ms))
+            try:
+                out.append(_output(record, plan, results.get(i), dead_letter_topic, now_ms, max_bytes))
+            except Exception as err:  # noqa: BLE001 - a bug must not stall the partition
+                log.exception("building the answer of %s/%d/%d failed", record.topic, record.partition, record.offset)
+                rejection = Rejection(Reason.INTERNAL_ERROR, f"building its answer raised {err!r}", bare=True)
+                out.append(bare_dead_letter(record, rejection, dead_letter_topic))
         return out
 
     def _results(self) -> dict[int, tuple[TranslateResult, int]]:
@@ -167,15 +170,21 @@ class PolledBatch:
         return by_index
 
 
-def _answer(record, plan: Planned, text: str, result: TranslateResult, now_ms: int) -> OutRecord:
-    corr = hdr.correlation_id(record, plan.request)
-    headers = hdr.output_headers(record, corr, result.model_name, result.model_version, now_ms)
-    return OutRecord(plan.route.output_topic, record.key, encode_reply(plan.request, text, plan.route.task), headers)
-
-
-def _dead_letter(record, request: Request | None, rejection: Rejection, topic: str) -> OutRecord:
-    corr = hdr.correlation_id(record, request)
-    headers = hdr.dead_letter_headers(record, corr, rejection.reason, rejection.detail)
-    # Kafka refuses a record with neither key nor value; an empty value stands for "none".
-    value = record.value if record.value is not None or record.key is not None else b""
-    return OutRecord(topic, record.key, value, headers)
+def _output(record, plan: Plan, result: tuple[TranslateResult, int] | None, dead_letter_topic: str,
+            now_ms: int, max_bytes: int) -> OutRecord:
+    """The answer to one record, or its dead letter (bad input, model error, answer too large)."""
+    if isinstance(plan, Rejection):
+        if plan.bare:
+            return bare_dead_letter(record, plan, dead_letter_topic)
+        return dead_letter(record, None, plan, dead_letter_topic, max_bytes)
+    translated, position = result
+    decoded = translated.outcomes[position]
+    if decoded.error is not None:
+        return dead_letter(record, plan.request, Rejection(Reason.MODEL_ERROR, decoded.error), dead_letter_topic,
+                           max_bytes)
+    reply = answer(record, plan.request, plan.route.output_topic, encode_reply(plan.request, decoded.text, plan.route.task),
+                   translated.model_name, translated.model_version, now_ms)
+    if reply.size() > max_bytes:  # a key near the broker's limit: the answer cannot carry it
+        too_large = Rejection(Reason.UNSENDABLE, f"its answer would be {reply.size()} bytes, over {max_bytes}")
+        return dead_letter(record, plan.request, too_large, dead_letter_topic, max_bytes)
+    return reply

@@ -11,6 +11,7 @@ queued up meanwhile goes into it, and batches grow with the load.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -36,6 +37,7 @@ class ListBatcher(Generic[Item, Result]):
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
+        self._decoding_since: float | None = None  # monotonic start of the running decode
 
     async def submit(self, items: Sequence[Item]) -> Result:
         future = asyncio.get_running_loop().create_future()
@@ -81,12 +83,20 @@ class ListBatcher(Generic[Item, Result]):
         live = [(items, future) for items, future in batch if not future.cancelled()]
         if not live:
             return
+        self._decoding_since = time.monotonic()
         try:
             results = await asyncio.to_thread(self._decode, [items for items, _ in live])
         except Exception as err:  # noqa: BLE001 - every caller of the batch gets the error
             _settle(live, error=err)
             return
+        finally:
+            self._decoding_since = None
         _settle(live, results=results)
+
+    def decoding_for(self) -> float:
+        """Seconds the running decode has taken so far (0 when none runs)."""
+        since = self._decoding_since
+        return 0.0 if since is None else time.monotonic() - since
 
 
 def _settle(batch: list[tuple[Any, asyncio.Future]], results: list | None = None,

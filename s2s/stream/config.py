@@ -49,13 +49,15 @@ class KafkaSettings:
     max_in_flight: int = 2048            # polled, not yet committed; partitions pause above it
     poll_timeout_ms: int = 100           # idle poll wait; 5 ms while work is in flight
     commit_interval_ms: int = 200        # at-least-once: how often acked offsets are committed
-    session_timeout_ms: int = 45_000     # a dead replica's partitions move after this
+    session_timeout_ms: int = 45_000     # a dead replica's partitions move after this (> worst-case drain)
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000  # never reached: the loop polls while batches decode
     request_timeout_ms: int = 30_000
     delivery_timeout_ms: int = 120_000   # producer retries (e.g. across a broker restart) this long
-    flush_timeout_s: float = 60.0        # wait for acks (or a transaction) before retrying the batch
-    transaction_timeout_ms: int = 60_000
+    flush_timeout_s: float = 15.0        # wait for acks (or a transaction) before retrying the batch
+    transaction_timeout_ms: int = 12_000  # the broker aborts an open transaction after this (< flush_timeout_s)
+    max_block_ms: int = 5_000            # longest a producer send may block (metadata, full buffer)
+    max_request_bytes: int = 1_048_576   # producer max_request_size; dead letters over it are cut to fit
     security: KafkaSecurity | None = None  # TLS/SASL (security.py); None = $S2S_KAFKA_SECURITY, else PLAINTEXT
 
     def validate(self) -> "KafkaSettings":
@@ -81,6 +83,10 @@ class KafkaSettings:
         if self.flush_timeout_s * 1000 * 2 >= self.max_poll_interval_ms:
             # A flush blocks the poll loop; it must end well before the group expels us.
             raise StreamConfigError("kafka.flush_timeout_s must be under half of kafka.max_poll_interval_ms")
+        if self.exactly_once and self.transaction_timeout_ms >= self.flush_timeout_s * 1000:
+            # The broker must give up an open transaction before we give up on it.
+            raise StreamConfigError(f"kafka.transaction_timeout_ms ({self.transaction_timeout_ms}) must be under "
+                                    f"kafka.flush_timeout_s ({self.flush_timeout_s:g} s) in exactly_once mode")
         return self
 
     @property
@@ -134,8 +140,8 @@ class RouteAutoscaling(AutoscalingBounds):
 class IngressSettings:
     num_replicas: int = 1           # consumers in the group; more than the partitions idle
     num_cpus: float = 0.25          # it mostly waits on sockets and the translator
-    call_timeout_s: float = 120.0   # a translator call slower than this is retried from Kafka
-    drain_timeout_s: float = 20.0   # on rebalance/shutdown, finish in-flight work this long
+    call_timeout_s: float = 120.0   # a translator call slower than this is retried, its records decoded alone
+    drain_timeout_s: float = 15.0   # on rebalance/shutdown, finish in-flight work this long
     max_decode_crashes: int = 3     # a record in this many calls that killed the translator is dead-lettered
     autoscaling: IngressAutoscaling | None = None  # None: num_replicas, fixed
 
@@ -164,6 +170,8 @@ class RouteConfig:
     max_batch_size: int = 256       # messages per decode batch (lists from the ingress merged)
     batch_wait_timeout_s: float = 0.005  # an idle translator waits this long for a batch to fill
     max_ongoing_requests: int = 64  # lists queued in one replica; more wait in the ingress's handle
+    max_decode_s: float = 60.0      # a decode running longer fails the health check: Serve replaces the replica
+    quarantine_num_cpus: float = 0.1  # the quarantine replica (suspects decoded alone; 0 replicas when idle)
     autoscaling: RouteAutoscaling | None = None  # None: num_replicas, fixed
 
     def validate(self) -> "RouteConfig":
@@ -210,9 +218,11 @@ class StreamConfig:
         for route in self.routes:
             route.validate()
         _check_routes_distinct(self.routes, self.kafka.dead_letter_topic)
-        if self.ingress.drain_timeout_s * 1000 * 2 > self.kafka.session_timeout_ms:
-            # The rebalance drain runs on kafka-python's IO thread, which also sends heartbeats.
-            raise StreamConfigError("ingress.drain_timeout_s must be at most half of kafka.session_timeout_ms")
+        _check_drain_bound(self.kafka, self.ingress)
+        for route in self.routes:
+            if route.max_decode_s >= self.ingress.call_timeout_s:
+                raise StreamConfigError(f"routes[{route.name}].max_decode_s ({route.max_decode_s:g}) must be under "
+                                        f"ingress.call_timeout_s ({self.ingress.call_timeout_s:g})")
         return self
 
     def input_topics(self) -> list[str]:
@@ -225,6 +235,19 @@ class StreamConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check_drain_bound(kafka: KafkaSettings, ingress: IngressSettings) -> None:
+    """The rebalance drain runs on kafka-python's IO thread, which also sends the heartbeats:
+    at worst it waits drain_timeout_s for answers, then flush_timeout_s for their acks, after a
+    send that blocked max_block_ms. All of it must end before the group expels the member."""
+    worst_ms = ingress.drain_timeout_s * 1000 + kafka.flush_timeout_s * 1000 + kafka.max_block_ms
+    limit_ms = min(kafka.session_timeout_ms, kafka.max_poll_interval_ms)
+    if worst_ms >= limit_ms:
+        raise StreamConfigError(
+            f"the worst-case drain, ingress.drain_timeout_s + kafka.flush_timeout_s + kafka.max_block_ms = "
+            f"{ingress.drain_timeout_s:g} s + {kafka.flush_timeout_s:g} s + {kafka.max_block_ms} ms = {worst_ms / 1000:g} s, "
+            f"must be under kafka.session_timeout_ms and kafka.max_poll_interval_ms ({limit_ms / 1000:g} s)")
 
 
 def _check_routes_distinct(routes: tuple[RouteConfig, ...], dead_letter_topic: str) -> None:

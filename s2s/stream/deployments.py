@@ -6,7 +6,11 @@
                           event loop of its own (no thread is parked per call).
     TranslatorDeployment  loads one model through an injected loader and merges the lists of
                           concurrent calls into decode batches (batcher.py: the batch size counts
-                          messages, not lists); decoding runs off the event loop.
+                          messages, not lists); decoding runs off the event loop. A decode that
+                          outlives route.max_decode_s fails the health check, so Serve replaces
+                          the replica instead of leaving it wedged. The same class runs each
+                          route's quarantine deployment (app.py): one call at a time, so a crash
+                          there is the fault of the one record decoded (suspects.py).
 
 Both record Prometheus metrics (telemetry.py); the ingress also reports its consumer lag to
 Serve's autoscaler through ``record_autoscaling_stats`` (lag_policy.py reads it).
@@ -29,13 +33,14 @@ from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.handle import DeploymentHandle
 
-from .batch import TranslatorCrashed
+from .batch import TranslatorCrashed, TranslatorTimeout
 from .batcher import ListBatcher
 from .config import RouteConfig, StreamConfig
-from .delivery import AtLeastOnceDelivery, TransactionalDelivery
+from .delivery import AtLeastOnceDelivery, Delivery, TransactionalDelivery
 from .kafka_admin import create_topics
 from .kafka_clients import check_credentials, consumer_configs, producer_configs, resolve_bootstrap, resolve_security
 from .lag_policy import LAG_METRIC, PARTITIONS_METRIC
+from .messages import Reason
 from .models import DecodeItem, Loader, TranslateResult, answer_lists, load_route_model, resolve_loader
 from .telemetry import IngressTelemetry, TranslatorTelemetry
 from .worker import StreamWorker
@@ -46,11 +51,11 @@ log = logging.getLogger(__name__)
 class TranslatorDeployment:
     """Decodes lists of DecodeItems with one model; one TranslateResult per list."""
 
-    def __init__(self, route: RouteConfig, loader: str | Loader | None = None):
+    def __init__(self, route: RouteConfig, loader: str | Loader | None = None, role: str = "translator"):
         self._route = route
         self._model = load_route_model(resolve_loader(loader or route.loader), route)
         _limit_torch_threads(route.num_cpus)
-        self._telemetry = TranslatorTelemetry(route.name)
+        self._telemetry = TranslatorTelemetry(route.name if role == "translator" else f"{route.name}-{role}")
         self._batcher = ListBatcher(self._decode, route.max_batch_size, route.batch_wait_timeout_s)
         log.info("translator %s: model %s %s from %s", route.name, self._model.name,
                  self._model.version, route.model)
@@ -65,6 +70,14 @@ class TranslatorDeployment:
         self._telemetry.decoded(sum(len(items) for items in lists), time.perf_counter() - started)
         return results
 
+    def check_health(self) -> None:
+        """Serve calls this periodically: a decode stuck past max_decode_s has the replica
+        replaced (its calls then fail as crashes, and their records become suspects)."""
+        running = self._batcher.decoding_for()
+        if running > self._route.max_decode_s:
+            raise RuntimeError(f"a decode has run {running:.0f} s, over routes[{self._route.name}].max_decode_s "
+                               f"({self._route.max_decode_s:g} s)")
+
     def info(self) -> dict[str, str]:
         return {"route": self._route.name, "model": self._model.name, "version": self._model.version}
 
@@ -76,9 +89,12 @@ class TranslatorDeployment:
 class KafkaIngress:
     """A consumer-group member that runs the poll loop until Serve stops the replica."""
 
-    def __init__(self, config: StreamConfig, translators: dict[str, DeploymentHandle]):
+    def __init__(self, config: StreamConfig, translators: dict[str, DeploymentHandle],
+                 quarantines: dict[str, DeploymentHandle]):
         self._config = config
         self._translators = translators
+        self._quarantines = quarantines
+        self._routes = {route.name: route for route in config.routes}
         self._replica = serve.get_replica_context().replica_id.unique_id
         self._calls = asyncio.new_event_loop()
         threading.Thread(target=self._calls.run_forever, name="s2s-calls", daemon=True).start()
@@ -92,32 +108,39 @@ class KafkaIngress:
 
     # -- wiring for the worker ---------------------------------------------------------------
 
-    def _submit(self, route: RouteConfig, items: list[DecodeItem]) -> Future:
-        """Called from the poll thread; the returned future completes on the calls loop."""
-        return asyncio.run_coroutine_threadsafe(self._call_translator(route.name, items), self._calls)
+    def _submit(self, route: RouteConfig, items: list[DecodeItem], alone: bool = False) -> Future:
+        """Called from the poll thread; the returned future completes on the calls loop.
+        ``alone``: a suspect's call, to the route's quarantine deployment."""
+        return asyncio.run_coroutine_threadsafe(self._call_translator(route.name, items, alone), self._calls)
 
-    async def _call_translator(self, route_name: str, items: list[DecodeItem]) -> TranslateResult:
+    async def _call_translator(self, route_name: str, items: list[DecodeItem], alone: bool) -> TranslateResult:
         # A dead translator replica surfaces here (RayActorError) or as a timeout; either way
         # the worker rewinds and the records are decoded again: Serve itself never retries.
-        response = self._translators[route_name].translate.remote(items)
+        handle = (self._quarantines if alone else self._translators)[route_name]
+        started = time.monotonic()
         try:
-            return await asyncio.wait_for(response, timeout=self._config.ingress.call_timeout_s)
+            return await asyncio.wait_for(handle.translate.remote(items), timeout=self._config.ingress.call_timeout_s)
         except ActorUnavailableError:
             raise  # out of reach, perhaps before the call even arrived: nothing to blame on the records
         except RayActorError as err:  # the process died during the call: maybe one of these records
-            raise TranslatorCrashed(f"translator-{route_name} died during a call: {err}") from err
+            hung = time.monotonic() - started >= self._routes[route_name].max_decode_s  # the health check's kill
+            raise TranslatorCrashed(f"translator-{route_name} died during a call: {err}",
+                                    Reason.DECODE_TIMEOUT if hung else Reason.MODEL_CRASH) from err
+        except asyncio.TimeoutError as err:
+            raise TranslatorTimeout(f"translator-{route_name} did not answer in "
+                                    f"{self._config.ingress.call_timeout_s:g} s") from err
 
     def _make_consumer(self) -> KafkaConsumer:
         return KafkaConsumer(**consumer_configs(self._config.kafka, client_id=f"s2s-ingress-{self._replica}"))
 
-    def _make_delivery(self):
+    def _make_delivery(self) -> Delivery:
         kafka = self._config.kafka
         client_id = f"s2s-ingress-{self._replica}"
         if kafka.exactly_once:
             # Unique per replica; zombies are fenced by the group generation (KIP-447).
             txn_id = f"{kafka.group_id}-{self._replica}"
             return TransactionalDelivery(lambda: KafkaProducer(**producer_configs(kafka, client_id, txn_id)),
-                                         kafka.flush_timeout_s)
+                                         kafka.flush_timeout_s, kafka.request_timeout_ms)
         return AtLeastOnceDelivery(lambda: KafkaProducer(**producer_configs(kafka, client_id)),
                                    kafka.flush_timeout_s)
 

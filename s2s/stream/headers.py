@@ -13,8 +13,14 @@ outputs to inputs and find the input again:
     s2s-latency-ms        outputs only: input timestamp -> output sent, in milliseconds
     s2s-error-reason      dead letters only: a messages.Reason value
     s2s-error-detail      dead letters only: what was wrong, for a human
+    s2s-original-size     dead letters cut to fit the producer's request size only: the
+                          input's "key=<bytes> value=<bytes> headers=<bytes>" sizes
+    s2s-null-headers      dead letters only: names of input headers whose value was null
 
 A dead letter also keeps the input's own headers (after the ones above), key and value bytes.
+Kafka lets a header value be null and any bytes; kafka-python's producer refuses a null value,
+so a null is copied as an empty value and named in s2s-null-headers. A dead letter too large to
+produce carries a cut copy (records.py).
 """
 from __future__ import annotations
 
@@ -32,9 +38,13 @@ MODEL_VERSION = "s2s-model-version"
 LATENCY_MS = "s2s-latency-ms"
 ERROR_REASON = "s2s-error-reason"
 ERROR_DETAIL = "s2s-error-detail"
+ORIGINAL_SIZE = "s2s-original-size"
+NULL_HEADERS = "s2s-null-headers"
 _DETAIL_CAP = 1000  # bytes; a detail quotes parser errors, never the whole input
+_ID_CAP = 256       # characters; an id is copied into every answer's headers, whatever its size
 
 Headers = list[tuple[str, bytes]]
+InputHeaders = list[tuple[str, bytes | None]]  # what a consumer hands over: values may be null
 
 
 class SourceRecord(Protocol):
@@ -44,15 +54,17 @@ class SourceRecord(Protocol):
     partition: int
     offset: int
     timestamp: int
-    headers: Headers
+    headers: InputHeaders
 
 
 def correlation_id(record: SourceRecord, request: Request | None) -> str:
+    """The envelope id, else the input's own s2s-correlation-id header (any bytes; a null one
+    is ignored), else the record's position. Capped: it is copied into every answer."""
     if request is not None and request.id is not None:
-        return request.id
+        return request.id[:_ID_CAP]
     for name, value in record.headers or ():
-        if name == CORRELATION_ID:
-            return value.decode("utf-8", "replace")
+        if name == CORRELATION_ID and value:
+            return value.decode("utf-8", "replace")[:_ID_CAP]
     return f"{record.topic}/{record.partition}/{record.offset}"
 
 
@@ -69,14 +81,30 @@ def output_headers(record: SourceRecord, corr_id: str, model_name: str, model_ve
         (LATENCY_MS, str(latency).encode())]
 
 
-def dead_letter_headers(record: SourceRecord, corr_id: str, reason: Reason, detail: str) -> Headers:
-    ours = source_headers(record, corr_id) + [
+def error_headers(record: SourceRecord, corr_id: str, reason: Reason, detail: str) -> Headers:
+    """What every dead letter says: where its input was, and why it is here."""
+    return source_headers(record, corr_id) + [
         (ERROR_REASON, reason.value.encode()),
-        (ERROR_DETAIL, detail.encode("utf-8")[:_DETAIL_CAP])]
-    taken = {name for name, _ in ours}
-    return ours + [(name, value) for name, value in record.headers or () if name not in taken]
+        (ERROR_DETAIL, detail.encode("utf-8", "replace")[:_DETAIL_CAP])]
+
+
+def dead_letter_headers(record: SourceRecord, corr_id: str, reason: Reason, detail: str) -> Headers:
+    """error_headers, then the input's own headers except the names ours already carry (so a
+    reader that keeps the last value of a name still reads ours)."""
+    ours = error_headers(record, corr_id, reason, detail)
+    taken = {name for name, _ in ours} | {NULL_HEADERS}
+    copied = [(name, value) for name, value in record.headers or () if name not in taken]
+    nulls = [name for name, value in copied if value is None]
+    if nulls:
+        ours.append((NULL_HEADERS, ",".join(nulls).encode("utf-8", "replace")[:_DETAIL_CAP]))
+    return ours + [(name, b"" if value is None else value) for name, value in copied]
+
+
+def size_of(headers: Iterable[tuple[str, bytes | None]] | None) -> int:
+    """Bytes the headers take in a record (names and values; framing left out)."""
+    return sum(len(name.encode("utf-8", "replace")) + len(value or b"") for name, value in headers or ())
 
 
 def as_dict(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
     """Headers as text, last value winning; for readers, tests and `s2s consume`."""
-    return {name: value.decode("utf-8", "replace") for name, value in headers or ()}
+    return {name: (value or b"").decode("utf-8", "replace") for name, value in headers or ()}

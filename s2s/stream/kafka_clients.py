@@ -59,6 +59,8 @@ def producer_configs(settings: KafkaSettings, client_id: str, transactional_id: 
         "batch_size": 256 * 1024,
         "delivery_timeout_ms": settings.delivery_timeout_ms,
         "request_timeout_ms": settings.request_timeout_ms,
+        "max_block_ms": settings.max_block_ms,            # bounds every send: part of the drain bound
+        "max_request_size": settings.max_request_bytes,   # out_records cuts dead letters to fit it
         "max_in_flight_requests_per_connection": 5,  # the most idempotence keeps ordered
     }
     if transactional_id is not None:

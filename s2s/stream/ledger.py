@@ -5,6 +5,8 @@ its partition are acknowledged. Batches are answered strictly in poll order (tha
 order on the output topics), so "safe" is simply: the next offset after the last settled batch
 of each partition. On any error the ingress rewinds every partition to its safe offset and
 drops what was in flight; nothing unacknowledged is ever committed, so nothing is lost.
+Which offsets are committed, and by whom, is the Delivery's business (delivery.py): the ledger
+only hears of it through ``mark_committed``.
 """
 from __future__ import annotations
 
@@ -88,6 +90,11 @@ class OffsetLedger:
             touched.update(batch.first_offsets())
         self._pending.clear()
         return {tp: self._safe[tp] for tp in touched}
+
+    def reposition(self, positions: dict[TopicPartition, int]) -> None:
+        """After a rewind: the partitions resume at ``positions`` (in exactly-once mode the
+        broker's committed offsets, which an unknown-outcome transaction may have moved on)."""
+        self._safe.update(positions)
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Partitions this consumer no longer owns: their next owner starts from the group's

@@ -27,6 +27,9 @@ class Reason(str, Enum):
     UNKNOWN_TASK = "unknown_task"  # envelope names a task no route serves on this topic
     MODEL_ERROR = "model_error"    # the model raised while decoding this text
     MODEL_CRASH = "model_crash"    # the translator process died in every call that held it
+    DECODE_TIMEOUT = "decode_timeout"  # its decode outlived the translator's limit in every call that held it
+    UNSENDABLE = "unsendable"      # the broker refused the record's answer (or a full copy of it)
+    INTERNAL_ERROR = "internal_error"  # building its answer raised: a bug, reported instead of a stall
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Rejection:
 
     reason: Reason
     detail: str
+    bare: bool = False  # the dead letter copies nothing of the input (out_records.bare_dead_letter)
 
 
 ENVELOPE_FIELDS = ("id", "text", "task", "beam", "max_len")

@@ -1,20 +1,21 @@
 """The ingress's poll loop: one consumer of the group, feeding translator calls and delivering
 their answers in poll order.
 
-    poll -> gather up to max_poll_records or batch_linger_ms -> plan (decode, route)
-         -> submit a call per route chunk -> ... keep polling ...
-         -> head batches translated -> deliver (outputs + dead letters, acks / transaction)
-         -> settle in the ledger -> commit (at-least-once, every commit_interval_ms)
+    poll -> gather up to max_poll_records or batch_linger_ms -> plan (decode, route, screen
+         suspects) -> submit a call per route chunk (suspects alone) -> ... keep polling ...
+         -> head batches translated -> deliver (outputs + dead letters, through the Delivery)
+         -> settle in the ledger -> commit (through the Delivery, every commit_interval_ms)
 
-Rules this loop keeps (DESIGN.md "Delivery"):
+Rules this loop keeps (docs/architecture.md "Delivery"):
 - an offset is committed only after its answer is acknowledged; any failure rewinds every
-  partition to its last safe offset (never skips);
-- the loop never stops polling for longer than a flush/drain timeout, both validated to be far
-  under max.poll.interval.ms; while too much is in flight it pauses its partitions and keeps
-  polling, so the consumer stays in the group;
-- a record that was in a call that killed the translator's process is decoded alone, one call
-  at a time, until cleared; one in ingress.max_decode_crashes such calls is dead-lettered
-  (model_crash) instead of stalling its partition forever;
+  partition to where the Delivery says it resumes (recover(): never past an unacknowledged
+  record; in exactly-once mode the broker's committed offsets, after fencing);
+- every input record is answered or dead-lettered: out_records.py makes a dead letter for any
+  bytes, and every retry has a budget (suspects.py): a record in calls that killed or hung the
+  translator, or whose answer the broker refuses, ends in the dead-letter topic with a reason;
+- the loop never stops polling for longer than a flush/drain timeout, both validated to fit in
+  the session timeout and max.poll.interval.ms; while too much is in flight it pauses its
+  partitions and keeps polling, so the consumer stays in the group;
 - before partitions are revoked (rebalance, scale-down, shutdown) in-flight work is finished
   and committed, within ingress.drain_timeout_s; what is not finished is left uncommitted and
   so redelivered to the next owner.
@@ -34,11 +35,8 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
-from functools import partial
 from typing import Protocol
 
 from kafka import KafkaConsumer
@@ -46,11 +44,12 @@ from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
-from .batch import PolledBatch, Submit, first_offsets, plan_records, submit_calls
+from .batch import PolledBatch, Submit, TranslatorCrashed, TranslatorTimeout, first_offsets, plan_records, submit_calls
 from .config import StreamConfig
+from .delivery import Delivery, DeliveryDeferred, DeliveryError
 from .ledger import OffsetLedger, commit_map
-from .messages import Reason, Rejection
 from .routing import Router
+from .suspects import Suspects
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +81,7 @@ class WorkerStats:
     commits: int = 0
     commit_failures: int = 0
     revocations: int = 0
+    deferrals: int = 0   # deliveries put off while the group generation was unknown
     last_error: str = ""
 
 
@@ -89,7 +89,7 @@ class StreamWorker:
     """Runs ``run(stop)`` on its own thread; ``submit`` and ``delivery`` are injected."""
 
     def __init__(self, config: StreamConfig, submit: Submit, make_consumer: Callable[[], KafkaConsumer],
-                 delivery, observer: Observer, now: Callable[[], float] = time.monotonic):
+                 delivery: Delivery, observer: Observer, now: Callable[[], float] = time.monotonic):
         self._config = config
         self._kafka = config.kafka
         self._router = Router(config.routes)
@@ -100,8 +100,8 @@ class StreamWorker:
         self._ledger = OffsetLedger()
         self._gathering: list = []  # polled records not yet sent to a translator
         self._gathering_since = 0.0
-        self._crashes: dict[tuple[str, int, int], int] = {}  # record -> calls it was in that killed a translator
-        self._one_at_a_time = OneAtATime(submit)  # the calls of a quarantine (see _screen_crash_suspects)
+        self._suspects = Suspects(config.ingress.max_decode_crashes)
+        self._unrecovered: dict[TopicPartition, int] | None = None  # positions still to seek to (recover failed)
         self._consumer: KafkaConsumer | None = None
         self._last_commit = 0.0
         self._observer = observer
@@ -137,6 +137,10 @@ class StreamWorker:
 
     def step(self) -> None:
         """Poll once, start translating what is due, deliver what is ready, commit, pace."""
+        if self._unrecovered is not None:
+            self._consumer.poll(timeout_ms=self._kafka.poll_timeout_ms, max_records=1)  # paused: stay in the group
+            self._recover(self._unrecovered)
+            return
         busy = self._ledger.has_pending() or self._gathering
         if self._paused_for_answers():
             self._await_head()
@@ -148,8 +152,11 @@ class StreamWorker:
         self._gather([record for batch in polled.values() for record in batch])
         try:
             self._submit_gathered()
-            self._one_at_a_time.pump()
             self._deliver_ready()
+        except DeliveryDeferred as err:
+            self.stats.deferrals += 1
+            log.info("delivery deferred: %s", err)
+            self._stop.wait(RETRY_BACKOFF_S)
         except Exception as err:  # noqa: BLE001 - whatever failed, redo it from Kafka
             self._rewind(err)
         self._commit()
@@ -174,61 +181,47 @@ class StreamWorker:
         if full or lingered or force:
             records, self._gathering = self._gathering, []
             plans = plan_records(records, self._router, self._config.limits)
-            isolate = self._screen_crash_suspects(records, plans)
-            submit = self._one_at_a_time if self._crashes else self._submit
-            self._ledger.add(PolledBatch(records, plans, submit_calls(plans, submit, isolate)))
-            self._one_at_a_time.pump()
-
-    def _screen_crash_suspects(self, records: list, plans: list) -> set[int]:
-        """A text that kills the translator process would be redelivered forever and stall its
-        partition. The records of a call that killed one are decoded alone from then on, so
-        the others are cleared, and a record in ingress.max_decode_crashes such calls is
-        dead-lettered. Alone means one call at a time, too: a translator merges concurrent
-        calls into one decode batch, so while suspects are around every call is queued in
-        OneAtATime. Returns the positions to decode in calls of their own."""
-        if not self._crashes:
-            return set()
-        isolate, limit = set(), self._config.ingress.max_decode_crashes
-        for i, record in enumerate(records):
-            crashes = self._crashes.get(_record_id(record), 0)
-            if crashes >= limit:
-                plans[i] = Rejection(Reason.MODEL_CRASH, f"the translator process died in {crashes} calls holding it")
-            elif crashes:
-                isolate.add(i)
-        return isolate
+            alone = self._suspects.screen(records, plans)
+            self._ledger.add(PolledBatch(records, plans, submit_calls(plans, self._submit, alone)))
 
     def _deliver_ready(self) -> int:
-        """Deliver the translated batches at the head of the ledger; returns how many."""
+        """Deliver the translated batches at the head of the ledger; returns how many. A record
+        the broker refused is made a suspect (its next try is a dead letter) before re-raising."""
         ready = self._ledger.ready()
         if not ready:
             return 0
         now_ms = int(time.time() * 1000)
-        outputs = [out for batch in ready for out in batch.outputs(self._kafka.dead_letter_topic, now_ms)]
-        offsets = self._ledger.offsets_after(ready)
-        group = self._consumer.group_metadata() if self._delivery.commits_offsets else None
-        self._delivery.deliver(outputs, offsets, group)
+        records = [r for batch in ready for r in batch.records]
+        outputs = [out for batch in ready for out in
+                   batch.outputs(self._kafka.dead_letter_topic, now_ms, self._kafka.max_request_bytes)]
+        try:
+            committed = self._delivery.deliver(outputs, self._ledger.offsets_after(ready), self._consumer)
+        except DeliveryError as err:
+            for position, why in err.refused.items():
+                self._suspects.refused(records[position], why)
+            raise
         self._ledger.settle(len(ready))
-        if self._crashes:
-            for batch in ready:
-                for record in batch.records:
-                    self._crashes.pop(_record_id(record), None)
-        if self._delivery.commits_offsets:
-            self._ledger.mark_committed(offsets)
+        self._ledger.mark_committed(committed)
+        self._suspects.clear(records)
         dead = sum(1 for out in outputs if out.topic == self._kafka.dead_letter_topic)
         self.stats.dead_lettered += dead
         self.stats.answered += len(outputs) - dead
         self.stats.deliveries += 1
-        self._observer.delivered([r for batch in ready for r in batch.records], outputs, int(time.time() * 1000))
+        self._observer.delivered(records, outputs, int(time.time() * 1000))
         return len(ready)
 
     def _rewind(self, err: BaseException) -> None:
-        """Drop what is in flight and seek back to the last acknowledged offsets."""
+        """Drop what is in flight and seek back to where the Delivery says to resume. The
+        records of calls that died or timed out become suspects (decoded alone from now on)."""
         log.warning("rewinding in-flight batches after %r", err)
         self.stats.rewinds += 1
         self.stats.last_error = repr(err)
         for batch in self._ledger.batches():
-            for record in batch.crashed_records():
-                self._crashes[_record_id(record)] = self._crashes.get(_record_id(record), 0) + 1
+            for record, failure in batch.failures():
+                if isinstance(failure, TranslatorCrashed):
+                    self._suspects.decode_failed(record, failure.reason)
+                elif isinstance(failure, TranslatorTimeout):
+                    self._suspects.timed_out(record)
         self._seek_back()
         self._stop.wait(RETRY_BACKOFF_S)  # a failing broker or translator is not hammered
 
@@ -239,23 +232,38 @@ class StreamWorker:
         for tp, offset in first_offsets(self._gathering).items():
             positions.setdefault(tp, offset)
         self._gathering = []
-        self._one_at_a_time.clear()
+        self._recover(positions)
+
+    def _recover(self, positions: dict[TopicPartition, int]) -> None:
+        """Seek to where the Delivery says each partition resumes. Until it can say (exactly-once
+        with the brokers away), every partition stays paused and step() asks again."""
         assigned = self._consumer.assignment()
+        positions = {tp: offset for tp, offset in positions.items() if tp in assigned}
+        try:
+            positions, committed = self._delivery.recover(self._consumer, positions)
+        except (KafkaError, DeliveryError, OSError, TimeoutError) as err:
+            log.warning("cannot tell where to resume yet (%r); partitions stay paused", err)
+            self.stats.last_error = repr(err)
+            self._unrecovered = positions
+            self._consumer.pause(*assigned)
+            self._stop.wait(RETRY_BACKOFF_S)
+            return
         for tp, offset in positions.items():
-            if tp in assigned:
-                self._consumer.seek(tp, offset)
+            self._consumer.seek(tp, offset)
+        self._ledger.reposition(positions)
+        self._ledger.mark_committed(committed)
+        self._unrecovered = None
 
     def _commit(self, force: bool = False) -> None:
-        """At-least-once: store the safe offsets, at most every commit_interval_ms."""
-        if self._delivery.commits_offsets:
-            return
+        """Store the safe offsets the Delivery did not commit itself, at most every
+        commit_interval_ms."""
         due = self._now() - self._last_commit >= self._kafka.commit_interval_ms / 1000
         offsets = self._ledger.uncommitted()
         if not offsets or not (force or due):
             return
         self._last_commit = self._now()
         try:
-            self._consumer.commit(commit_map(offsets), timeout_ms=self._kafka.request_timeout_ms)
+            self._delivery.commit(self._consumer, offsets, self._kafka.request_timeout_ms)
         except KafkaError as err:  # broker away or group rebalancing: the offsets are kept, retried
             self.stats.commit_failures += 1
             log.warning("offset commit failed (will retry): %r", err)
@@ -267,10 +275,10 @@ class StreamWorker:
         return self._ledger.in_flight() + len(self._gathering) >= self._kafka.max_in_flight
 
     def _paused_for_answers(self) -> bool:
-        """True while _pace holds every partition paused and only the head batch's answers (a
-        plain translator call, not a queued quarantine one) can move the loop on. Over the limit
-        with nothing gathered, the ledger holds at least one batch (max_in_flight >= 1)."""
-        return self._over_in_flight_limit() and not self._gathering and self._one_at_a_time.idle()
+        """True while _pace holds every partition paused and only the head batch's answers can
+        move the loop on. Over the limit with nothing gathered, the ledger holds at least one
+        batch (max_in_flight >= 1)."""
+        return self._over_in_flight_limit() and not self._gathering
 
     def _await_head(self) -> None:
         """Wait, woken the moment they finish, for the head batch's calls (at most
@@ -278,8 +286,9 @@ class StreamWorker:
         concurrent.futures.wait([call.future for call in self._ledger.head().calls], timeout=PAUSED_WAIT_S)
 
     def _pace(self) -> None:
-        """Pause every partition while too much is in flight; resume below the limit."""
-        if self._over_in_flight_limit():
+        """Pause every partition while too much is in flight, or while it is not known where
+        they resume; resume below the limit."""
+        if self._over_in_flight_limit() or self._unrecovered is not None:
             running = self._consumer.assignment() - self._consumer.paused()
             if running:
                 self._consumer.pause(*running)
@@ -316,18 +325,11 @@ class StreamWorker:
         the rest is dropped uncommitted (redelivered), partitions seek back to it."""
         self._submit_gathered(force=True)
         while self._ledger.has_pending() and self._now() < deadline:
-            self._one_at_a_time.pump()
             head = self._ledger.head()
-            futures = [call.future for call in head.calls]
-            queued = not self._one_at_a_time.idle()
-            timeout = max(0.0, deadline - self._now())
-            concurrent.futures.wait(futures, timeout=min(timeout, 0.05) if queued else timeout)  # 0.05: send the next
-            if not head.translated():
-                if queued:
-                    continue
-                break
+            concurrent.futures.wait([call.future for call in head.calls], timeout=max(0.0, deadline - self._now()))
             try:
-                self._deliver_ready()
+                if not head.translated() or not self._deliver_ready():
+                    break
             except Exception as err:  # noqa: BLE001 - give up draining; leftovers are redelivered
                 log.warning("drain stopped: %r", err)
                 break
@@ -341,7 +343,7 @@ class StreamWorker:
         revoked = set(revoked)
         self.stats.revocations += 1
         self._drain(self._now() + self._config.ingress.drain_timeout_s)
-        uncommitted = {} if self._delivery.commits_offsets else self._ledger.uncommitted()
+        uncommitted = self._ledger.uncommitted()
         self._forget(revoked)
         return {tp: off for tp, off in uncommitted.items() if tp in revoked}
 
@@ -352,55 +354,15 @@ class StreamWorker:
         self._forget(set(lost))
 
     def _forget(self, gone: set[TopicPartition]) -> None:
-        """Partitions another member owns now: their offsets, and their crash suspects (which
-        this member will never clear by delivering them, and would keep it one call at a time)."""
+        """Partitions another member owns now: their offsets, suspects and pending seeks."""
         self._ledger.forget(gone)
-        self._crashes = {rid: n for rid, n in self._crashes.items() if TopicPartition(rid[0], rid[1]) not in gone}
+        self._suspects.forget(gone)
+        if self._unrecovered is not None:
+            self._unrecovered = {tp: off for tp, off in self._unrecovered.items() if tp not in gone}
 
     @property
     def consumer(self) -> KafkaConsumer | None:
         return self._consumer
-
-
-class OneAtATime:
-    """A Submit whose calls reach the translator one after another, never side by side.
-    Pumped by the poll loop's thread: ``pump()`` sends the next call once the last finished."""
-
-    def __init__(self, submit: Submit):
-        self._submit = submit
-        self._queue: deque = deque()
-        self._running: Future | None = None
-
-    def __call__(self, route, items) -> Future:
-        proxy: Future = Future()
-        self._queue.append((route, items, proxy))
-        return proxy
-
-    def idle(self) -> bool:
-        return not self._queue and (self._running is None or self._running.done())
-
-    def pump(self) -> None:
-        while self._queue and (self._running is None or self._running.done()):
-            route, items, proxy = self._queue.popleft()
-            if proxy.set_running_or_notify_cancel():  # False: dropped by a rewind
-                self._running = self._submit(route, items)
-                self._running.add_done_callback(partial(_settle, proxy))
-
-    def clear(self) -> None:
-        self._queue.clear()
-
-
-def _settle(proxy: Future, done: Future) -> None:
-    if done.cancelled():
-        proxy.set_exception(CancelledError())
-    elif done.exception() is not None:
-        proxy.set_exception(done.exception())
-    else:
-        proxy.set_result(done.result())
-
-
-def _record_id(record) -> tuple[str, int, int]:
-    return record.topic, record.partition, record.offset
 
 
 class DrainOnRevoke(AsyncConsumerRebalanceListener):

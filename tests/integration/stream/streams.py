@@ -56,7 +56,8 @@ class StreamApp:
         from s2s.stream.config import stream_config_from_dict
 
         route = {"name": "toy", "input_topic": topics["in"], "output_topic": topics["out"], "model": model,
-                 "device": "cpu", "num_cpus": 1, "num_replicas": translator_replicas, **(route or {})}
+                 "device": "cpu", "num_cpus": 1, "num_replicas": translator_replicas, "max_decode_s": 45,
+                 **(route or {})}
         if loader:
             route["loader"] = loader
         ingress = {"num_replicas": ingress_replicas, "drain_timeout_s": 4, "call_timeout_s": 60, **(ingress or {})}
@@ -64,8 +65,10 @@ class StreamApp:
             if "autoscaling" in options:
                 del options["num_replicas"]
         settings = {"bootstrap": bootstrap, "group_id": f"{name}-group", "dead_letter_topic": topics["dlq"],
-                    "delivery": delivery, "create_topics": False, "session_timeout_ms": 10_000,
-                    "heartbeat_interval_ms": 1_000, "flush_timeout_s": 30, **kafka}
+                    "delivery": delivery, "create_topics": False, "session_timeout_ms": 15_000,
+                    # drain 4 s + flush 8 s + a send blocked 2 s fit in the 15 s session timeout
+                    "heartbeat_interval_ms": 1_000, "flush_timeout_s": 8, "max_block_ms": 2_000,
+                    "transaction_timeout_ms": 6_000, **kafka}
         config = stream_config_from_dict({"kafka": settings, "routes": [route], "limits": limits or {},
                                           "ingress": ingress})
         serve.run(build_app(config), name=name, route_prefix=None)

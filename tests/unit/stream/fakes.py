@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from kafka.structs import TopicPartition
 
+from s2s.stream.ledger import commit_map
 from s2s.stream.models import Decoded, DecodeItem, TranslateResult
 
 
@@ -92,27 +93,46 @@ class FakeConsumer:
 
 
 class FakeDelivery:
-    """Records what would have been produced; ``fail_next`` makes the next delivery raise."""
+    """The Delivery seam, recording what would have been produced. ``fail_next`` makes the next
+    deliveries raise; ``refuse`` names values the "broker" refuses as the record's own fault.
+    ``commits_offsets``: exactly-once's shape (offsets committed with the outputs)."""
 
     def __init__(self, commits_offsets: bool = False):
         self.commits_offsets = commits_offsets
         self.delivered: list[tuple[list, dict, object]] = []
         self.fail_next = 0
+        self.refuse: set[bytes] = set()
+        self.recovered: list[dict] = []
         self.closed = False
 
-    def deliver(self, out_records, offsets, group):
+    def deliver(self, out_records, offsets, consumer):
         from s2s.stream.delivery import DeliveryError
 
+        refused = {i: "MessageSizeTooLargeError()" for i, r in enumerate(out_records) if r.value in self.refuse}
+        if refused:
+            raise DeliveryError("broker refused records", refused)
         if self.fail_next:
             self.fail_next -= 1
             raise DeliveryError("broker said no")
+        group = consumer.group_metadata() if self.commits_offsets else None
         self.delivered.append((list(out_records), dict(offsets), group))
+        return dict(offsets) if self.commits_offsets else {}
+
+    def commit(self, consumer, offsets, timeout_ms):
+        consumer.commit(commit_map(offsets), timeout_ms=timeout_ms)
+
+    def recover(self, consumer, positions):
+        self.recovered.append(dict(positions))
+        return dict(positions), (dict(positions) if self.commits_offsets else {})
 
     def close(self, timeout_s=10.0):
         self.closed = True
 
     def values(self, topic: str) -> list[bytes]:
         return [r.value for out, _, _ in self.delivered for r in out if r.topic == topic]
+
+    def records(self, topic: str) -> list:
+        return [r for out, _, _ in self.delivered for r in out if r.topic == topic]
 
 
 class FakeTranslator:
@@ -121,10 +141,12 @@ class FakeTranslator:
     def __init__(self, immediate: bool = True):
         self.immediate = immediate
         self.calls: list[tuple[str, list[DecodeItem]]] = []
+        self.alone: list[bool] = []  # per call: sent to the quarantine?
         self.waiting: list[tuple[Future, list[DecodeItem]]] = []
 
-    def __call__(self, route, items: list[DecodeItem]) -> Future:
+    def __call__(self, route, items: list[DecodeItem], alone: bool = False) -> Future:
         self.calls.append((route.name, list(items)))
+        self.alone.append(alone)
         future: Future = Future()
         if self.immediate:
             future.set_result(self.answer(items))

@@ -41,8 +41,8 @@ def test_outputs_keep_record_order_and_dead_letter_bad_input_and_model_errors():
     plans = plan_records(polled, ROUTER, LIMITS)
     future = Future()
     future.set_result(TranslateResult("m", "v", [Decoded(text="A"), Decoded(error="ValueError: no")]))
-    batch = PolledBatch(polled, plans, submit_calls(plans, lambda route, items: future))
-    out = batch.outputs("dlq", now_ms=2_000)
+    batch = PolledBatch(polled, plans, submit_calls(plans, lambda route, items, alone: future))
+    out = batch.outputs("dlq", now_ms=2_000, max_bytes=1 << 20)
     assert [(o.topic, o.key, o.value) for o in out] == [("out", b"k10", b"A"), ("dlq", b"k11", b""),
                                                        ("dlq", b"k12", b"b")]
     assert hdr.as_dict(out[0].headers)[hdr.MODEL_VERSION] == "v"
@@ -55,10 +55,10 @@ def test_a_failed_call_is_raised_not_dead_lettered():
     plans = plan_records(polled, ROUTER, LIMITS)
     future = Future()
     future.set_exception(RuntimeError("replica died"))
-    batch = PolledBatch(polled, plans, submit_calls(plans, lambda route, items: future))
+    batch = PolledBatch(polled, plans, submit_calls(plans, lambda route, items, alone: future))
     assert batch.translated()
     with pytest.raises(RuntimeError, match="replica died"):
-        batch.outputs("dlq", 0)
+        batch.outputs("dlq", 0, 1 << 20)
 
 
 def test_short_answer_is_an_error():
@@ -67,7 +67,7 @@ def test_short_answer_is_an_error():
     future = Future()
     future.set_result(TranslateResult("m", "v", [Decoded(text="A")]))
     with pytest.raises(RuntimeError, match="answered 1 of 2"):
-        PolledBatch(polled, plans, submit_calls(plans, lambda route, items: future)).outputs("dlq", 0)
+        PolledBatch(polled, plans, submit_calls(plans, lambda route, items, alone: future)).outputs("dlq", 0, 1 << 20)
 
 
 def test_offsets_per_partition():
@@ -81,5 +81,5 @@ def test_offsets_per_partition():
 def test_tombstone_without_key_becomes_an_empty_dead_letter():
     polled = [Record("in", 0, 0, None, key=None)]
     batch = PolledBatch(polled, plan_records(polled, ROUTER, LIMITS), [])
-    [out] = batch.outputs("dlq", 0)
+    [out] = batch.outputs("dlq", 0, 1 << 20)
     assert (out.key, out.value) == (None, b"")

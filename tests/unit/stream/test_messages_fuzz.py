@@ -105,6 +105,6 @@ def test_planning_any_poll_never_raises_and_every_record_gets_a_plan(polled):
             check_outcome(plan)
     # Every plan turns into an answer or a dead letter, in record order, without raising.
     batch = PolledBatch(records, plans, submit_calls(plans, FakeTranslator()))
-    outputs = batch.outputs("dlq", now_ms=2_000)
+    outputs = batch.outputs("dlq", now_ms=2_000, max_bytes=1 << 20)
     assert len(outputs) == len(records)
     assert all((out.topic == "dlq") == isinstance(plan, Rejection) for out, plan in zip(outputs, plans))

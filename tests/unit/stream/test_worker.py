@@ -9,7 +9,7 @@ import pytest
 from kafka.structs import TopicPartition
 
 from s2s.stream import worker as worker_module
-from s2s.stream.batch import TranslatorCrashed
+from s2s.stream.batch import TranslatorCrashed, TranslatorTimeout
 from s2s.stream.config import stream_config_from_dict
 from s2s.stream.worker import DrainOnRevoke, StreamWorker
 
@@ -77,39 +77,70 @@ def test_a_failed_translator_call_rewinds_instead_of_dead_lettering():
     assert delivery.delivered == []
 
 
-class CrashingTranslator(FakeTranslator):
-    """Every call holding the text "crash" fails as if the replica process had died in it."""
+class FailingTranslator(FakeTranslator):
+    """Every call holding the text ``bad`` fails with ``error()``, as if the replica process had
+    died in it (or it had timed out)."""
 
-    def __call__(self, route, items):
-        if not any(item.text == "crash" for item in items):
-            return super().__call__(route, items)
+    def __init__(self, bad="crash", error=lambda: TranslatorCrashed("translator-up died during a call")):
+        super().__init__()
+        self.bad, self.error = bad, error
+
+    def __call__(self, route, items, alone=False):
+        if not any(item.text == self.bad for item in items):
+            return super().__call__(route, items, alone)
         self.calls.append((route.name, list(items)))
+        self.alone.append(alone)
         future: Future = Future()
-        future.set_exception(TranslatorCrashed("translator-up died during a call"))
+        future.set_exception(self.error())
         return future
 
 
 def test_a_record_that_keeps_killing_the_translator_is_decoded_alone_then_dead_lettered():
     polled = records("in", 0, 0, [b"a", b"crash", b"b"])
-    translator = CrashingTranslator()
+    translator = FailingTranslator()
     worker, consumer, delivery, _ = make_worker([polled] * 4, translator)  # redelivered after each rewind
     for _ in range(4):
         worker.step()
     assert [len(items) for _, items in translator.calls] == [3, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert translator.alone == [False] + [True] * 8  # suspects go to the quarantine, one call each
     assert delivery.values("out") == [b"A", b"B"]
-    (dead,) = [r for out, _, _ in delivery.delivered for r in out if r.topic == "dlq"]
+    (dead,) = delivery.records("dlq")
     assert dead.value == b"crash" and dict(dead.headers)["s2s-error-reason"] == b"model_crash"
-    assert consumer.commits[-1] == {P0: 3} and worker._crashes == {}
+    assert consumer.commits[-1] == {P0: 3} and not worker._suspects
+
+
+def test_a_record_whose_decode_keeps_hanging_is_dead_lettered_as_decode_timeout():
+    from s2s.stream.messages import Reason
+
+    translator = FailingTranslator(bad="hang", error=lambda: TranslatorCrashed("killed", Reason.DECODE_TIMEOUT))
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a", b"hang"])] * 4, translator)
+    for _ in range(4):
+        worker.step()
+    assert delivery.values("out") == [b"A"]
+    (dead,) = delivery.records("dlq")
+    assert dead.value == b"hang" and dict(dead.headers)["s2s-error-reason"] == b"decode_timeout"
+
+
+def test_a_timed_out_call_blames_nobody_but_decodes_its_records_alone():
+    translator = FailingTranslator(bad="slow", error=lambda: TranslatorTimeout("no answer"))
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a", b"slow"])] * 3, translator)
+    worker.step()
+    assert worker.stats.rewinds == 1 and worker._suspects.ids() == {("in", 0, 0), ("in", 0, 1)}
+    worker.step()  # both alone now; "slow" times out again: still no blame, never dead-lettered
+    assert translator.alone[-2:] == [True, True] and delivery.values("dlq") == []
+    translator.bad = None  # the queue it waited in drained
+    worker.step()
+    assert delivery.values("out") == [b"A", b"SLOW"] and not worker._suspects
 
 
 def test_suspects_of_a_partition_given_up_are_forgotten():
-    translator = CrashingTranslator()
+    translator = FailingTranslator()
     worker, consumer, _, _ = make_worker([records("in", 0, 0, [b"a", b"crash"]), records("in", 1, 0, [b"c", b"d"])],
                                          translator)
     worker.step()
-    assert set(worker._crashes) == {("in", 0, 0), ("in", 0, 1)}
+    assert worker._suspects.ids() == {("in", 0, 0), ("in", 0, 1)}
     worker.before_revoke({P0})
-    assert worker._crashes == {}
+    assert not worker._suspects
     worker.step()
     assert [len(items) for _, items in translator.calls][-1] == 2  # P1's records in one call again
 
@@ -118,11 +149,59 @@ def test_a_call_that_fails_for_another_reason_makes_no_suspects():
     translator = FakeTranslator(immediate=False)
     worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a", b"b"])] * 2, translator)
     worker.step()
-    translator.release(TimeoutError("call timed out"))
+    translator.release(RuntimeError("replica unavailable"))
     worker.step()
-    assert worker.stats.rewinds == 1 and worker._crashes == {}
+    assert worker.stats.rewinds == 1 and not worker._suspects
     worker.step()
     assert [len(items) for _, items in translator.calls][-1] == 2  # still one call for both
+
+
+def test_an_answer_the_broker_refuses_becomes_a_dead_letter_then_a_bare_one():
+    polled = records("in", 0, 0, [b"a", b"big"])
+    worker, consumer, delivery, _ = make_worker([polled] * 3)
+    delivery.refuse = {b"BIG"}
+    worker.step()  # the answer "BIG" is refused: rewind
+    assert worker.stats.rewinds == 1 and delivery.delivered == []
+    delivery.refuse = {b"BIG", b"big"}  # ...and so is a full copy of the input
+    worker.step()
+    assert worker.stats.rewinds == 2
+    worker.step()  # the bare dead letter carries nothing of the input
+    assert delivery.values("out") == [b"A"]
+    (dead,) = delivery.records("dlq")
+    headers = dict(dead.headers)
+    assert dead.value == b"" and dead.key is None and headers["s2s-error-reason"] == b"unsendable"
+    assert headers["s2s-original-size"] == b"key=2 value=3 headers=0" and consumer.commits[-1] == {P0: 2}
+
+
+def test_exactly_once_resumes_where_the_delivery_says_after_a_failure():
+    delivery = FakeDelivery(commits_offsets=True)
+    delivery.fail_next = 1
+    worker, consumer, _, _ = make_worker([records("in", 0, 4, [b"a"])] * 2, delivery=delivery)
+    worker.step()
+    assert delivery.recovered == [{P0: 4}] and consumer.seeks == [(P0, 4)]
+    worker.step()
+    assert delivery.values("out") == [b"A"] and consumer.commits == []
+
+
+def test_while_the_delivery_cannot_say_where_to_resume_partitions_stay_paused():
+    from kafka.errors import KafkaTimeoutError
+
+    delivery = FakeDelivery(commits_offsets=True)
+    delivery.fail_next = 1
+    worker, consumer, _, _ = make_worker([records("in", 0, 4, [b"a"])] * 2, delivery=delivery)
+    answers = iter([KafkaTimeoutError("brokers away"), None])
+
+    def recover(consumer_, positions):
+        error = next(answers)
+        if error:
+            raise error
+        return {P0: 5}, {P0: 5}  # an unknown-outcome transaction had committed after all
+
+    delivery.recover = recover
+    worker.step()
+    assert consumer.paused_set == {P0, P1} and consumer.seeks == []
+    worker.step()
+    assert consumer.seeks == [(P0, 5)] and worker._unrecovered is None
 
 
 def test_partitions_pause_while_too_much_is_in_flight_and_resume_after():
@@ -159,7 +238,8 @@ def test_exactly_once_sends_offsets_with_the_outputs_and_never_commits_itself():
     worker.step()
     [(out, offsets, group)] = delivery.delivered
     assert [o.value for o in out] == [b"A"] and offsets == {P0: 1} and group == "group-metadata"
-    assert consumer.commits == []
+    assert consumer.commits in ([], [{P0: 0}])  # at most the starting position, through the seam
+    assert worker._ledger.uncommitted() == {}
 
 
 def test_commit_failure_is_retried_later():
@@ -204,9 +284,9 @@ def test_run_polls_until_stopped_then_drains_commits_and_closes():
     stop = threading.Event()
 
     class StopAfterFirst(FakeDelivery):
-        def deliver(self, out_records, offsets, group):
-            super().deliver(out_records, offsets, group)
+        def deliver(self, out_records, offsets, consumer):
             stop.set()
+            return super().deliver(out_records, offsets, consumer)
 
     worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a"])], delivery=StopAfterFirst(),
                                                 commit_interval_ms=3_600_000)
