@@ -160,6 +160,7 @@ def attention(args: argparse.Namespace) -> int:
     src_ids = translator.encode_sources([args.text])[0]
     src_tokens = translator.src_vocab.pieces(src_ids) + ["</s>"]
     tgt_tokens = translator.tgt_vocab.pieces(hyp.tokens) + ["</s>"]
-    plot_attention(hyp.attention, src_tokens, tgt_tokens, args.out)
-    print(f"{hyp.text}\nattention ({len(tgt_tokens)} x {len(src_tokens)}) written to {args.out}")
+    plot_attention(hyp.attention, src_tokens, tgt_tokens, args.out, hyp.copy or None)
+    copy = " and copy probability" if hyp.copy else ""
+    print(f"{hyp.text}\nattention ({len(tgt_tokens)} x {len(src_tokens)}){copy} written to {args.out}")
     return 0

@@ -24,10 +24,22 @@ class TokenizerConfig:
     shared: bool = True        # one vocabulary for source and target
     character_coverage: float = 1.0
     train_sentences: int = 200000  # sentences sampled to learn the subwords
+    # Pieces outside the vocabulary are spelled as UTF-8 byte pieces instead of unk, so
+    # copy attention can reproduce any source text (needs vocab_size > 260).
+    byte_fallback: bool = False
+    # Subword regularization on the training side (Kudo 2018; BPE-dropout for bpe): each
+    # batch is re-segmented by sampling; unigram: smoothing alpha (0.1-0.3), bpe: dropout
+    # probability (~0.1). Inference always uses the one best segmentation. 0 = off.
+    sampling_alpha: float = 0.0
 
     def validate(self) -> None:
         _check(self.type in ("bpe", "unigram", "word", "char"), "data.tokenizer.type", self.type)
         _check(self.vocab_size >= 8, "data.tokenizer.vocab_size", self.vocab_size)
+        _check(0.0 <= self.sampling_alpha < 1.0, "data.tokenizer.sampling_alpha", self.sampling_alpha)
+        _check(self.sampling_alpha == 0 or self.type in ("bpe", "unigram"),
+               "data.tokenizer.sampling_alpha (bpe and unigram only)", self.sampling_alpha)
+        _check(not self.byte_fallback or (self.type in ("bpe", "unigram") and self.vocab_size > 260),
+               "data.tokenizer.byte_fallback (bpe/unigram with vocab_size > 260)", self.byte_fallback)
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,8 @@ class ModelConfig:
     input_feeding: bool = False       # False lets training run the decoder over all steps at once
     dropout: float = 0.2
     tied_embeddings: bool = True      # output layer shares the target embedding matrix
+    copy_attention: bool = False      # pointer-generator: mix generating with copying source tokens
+    coverage: bool = False            # running sum of attention enters the scores (See et al. 2017)
 
     def validate(self) -> None:
         _check(self.rnn in ("lstm", "gru"), "model.rnn", self.rnn)
@@ -88,9 +102,13 @@ class TrainingConfig:
     dev_sentences: int = 400   # dev sentences decoded (greedy) at each evaluation
     threads: int = 0           # torch intra-op threads; 0 = all cores
     device: str = "auto"       # auto | cpu | cuda
+    coverage_weight: float = 1.0  # weight of the coverage loss (with model.coverage)
+    average_last: int = 0      # at the end, write OUT/averaged: mean of the last N saved checkpoints
 
     def validate(self) -> None:
         _check(self.batch_tokens > 0, "training.batch_tokens", self.batch_tokens)
+        _check(self.coverage_weight >= 0, "training.coverage_weight", self.coverage_weight)
+        _check(self.average_last >= 0, "training.average_last", self.average_last)
         _check(self.lr > 0, "training.lr", self.lr)
         _check(0.0 <= self.label_smoothing < 1.0, "training.label_smoothing", self.label_smoothing)
         _check(self.device in ("auto", "cpu", "cuda"), "training.device", self.device)
@@ -124,6 +142,9 @@ class ExperimentConfig:
     def validate(self) -> "ExperimentConfig":
         for section in (self.data, self.model, self.training, self.testing):
             section.validate()
+        # Copying puts source ids into the output distribution: both sides need the same ids.
+        _check(not self.model.copy_attention or self.data.tokenizer.shared,
+               "model.copy_attention (needs data.tokenizer.shared: true)", True)
         return self
 
     def to_dict(self) -> dict[str, Any]:

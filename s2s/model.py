@@ -2,6 +2,9 @@
 
 Read top to bottom: `encode` once per source batch, then either `forward`
 (teacher forcing, all target steps) or `decode_step` (one step, for search).
+With `copy_attention` the output layer is a pointer-generator (pointer.py) and the
+model's scores are log-probabilities of the mixture; `coverage` (coverage.py) rides in
+the decoder state.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from torch import nn
 from .config import ModelConfig
 from .decoders import RecurrentDecoder, State
 from .encoders import RecurrentEncoder
+from .pointer import PointerGenerator
 from .vocabulary import PAD_ID
 
 
@@ -23,10 +27,11 @@ class Memory:
     keys: torch.Tensor     # batch x src_len x key_size (pre-projected for attention)
     mask: torch.Tensor     # batch x src_len, True where a real token is
     final: torch.Tensor    # batch x 2*enc_hidden
+    src: torch.Tensor | None = None  # batch x src_len source ids (what copy attention copies)
 
     def select(self, index: torch.Tensor) -> "Memory":
-        return Memory(*(t.index_select(0, index) for t in
-                        (self.memory, self.keys, self.mask, self.final)))
+        return Memory(*(None if t is None else t.index_select(0, index) for t in
+                        (self.memory, self.keys, self.mask, self.final, self.src)))
 
 
 class Seq2Seq(nn.Module):
@@ -44,8 +49,9 @@ class Seq2Seq(nn.Module):
         att_out = cfg.emb_size if cfg.tied_embeddings else cfg.dec_hidden
         self.decoder = RecurrentDecoder(cfg.rnn, cfg.emb_size, cfg.dec_hidden, cfg.dec_layers,
                                         self.encoder.output_size, cfg.attention,
-                                        cfg.input_feeding, cfg.dropout, att_out)
+                                        cfg.input_feeding, cfg.dropout, att_out, cfg.coverage)
         self.output = nn.Linear(att_out, tgt_vocab, bias=False)
+        self.pointer = PointerGenerator(att_out, cfg.emb_size) if cfg.copy_attention else None
         if cfg.tied_embeddings:
             self.output.weight = self.tgt_embed.weight
 
@@ -54,31 +60,51 @@ class Seq2Seq(nn.Module):
         emb = self.emb_dropout(self.src_embed(src))                # batch x src_len x emb
         memory, final = self.encoder(emb, src_len)
         keys = self.decoder.attention.project_keys(memory)
-        return Memory(memory, keys, src != PAD_ID, final)
+        return Memory(memory, keys, src != PAD_ID, final, src)
 
-    def forward(self, src, src_len, tgt_in) -> torch.Tensor:
-        """Teacher forcing. tgt_in: batch x tgt_len (bos + target). Returns logits
-        batch x tgt_len x tgt_vocab."""
+    def forward(self, src, src_len, tgt_in, return_attention: bool = False):
+        """Teacher forcing. tgt_in: batch x tgt_len (bos + target). Returns scores
+        batch x tgt_len x tgt_vocab whose log_softmax is log P (logits; log-probabilities
+        with copy attention), and with `return_attention` also the attention weights
+        batch x tgt_len x src_len (what the coverage loss needs)."""
         enc = self.encode(src, src_len)
-        state = self.decoder.init_state(enc.final)
-        feed = self.decoder.init_feed(src.size(0), enc.memory)
+        state, feed = self.start(enc)
         emb = self.emb_dropout(self.tgt_embed(tgt_in))
-        att, _, _, _ = self.decoder(emb, state, enc.keys, enc.memory, enc.mask, feed)
-        return self.output(att)
+        att, _, weights, _ = self.decoder(emb, state, enc.keys, enc.memory, enc.mask, feed)
+        scores, _ = self.generate(att, emb, weights, enc.src)
+        return (scores, weights) if return_attention else scores
+
+    def generate(self, att, emb, weights, src):
+        """att rows x tgt x att_out -> (scores rows x tgt x vocab, copy probability
+        rows x tgt, or None without copy attention)."""
+        logits = self.output(att)
+        if self.pointer is None:
+            return logits, None
+        return self.pointer(logits, att, emb, weights, src)
 
     def start(self, enc: Memory) -> tuple[State, torch.Tensor | None]:
-        """Initial decoder state and input-feeding vector for search."""
-        return self.decoder.init_state(enc.final), self.decoder.init_feed(
-            enc.final.size(0), enc.memory)
+        """Initial decoder state (with zero coverage, if any) and input-feeding vector."""
+        return (self.decoder.start_state(enc.final, enc.memory.size(1)),
+                self.decoder.init_feed(enc.final.size(0), enc.memory))
 
-    def decode_step(self, prev: torch.Tensor, state: State, feed, enc: Memory):
+    def decode_step(self, prev: torch.Tensor, state: State, feed, enc: Memory,
+                    copy_trace: list | None = None):
         """prev: rows previous token ids, rows = batch or batch * k (k hypotheses per source,
         source-major, sharing the source's memory). Returns (log_probs rows x vocab, state,
-        feed, attention weights rows x src_len)."""
-        emb = self.tgt_embed(prev).unsqueeze(1)                   # batch x 1 x emb
+        feed, attention weights rows x src_len). With copy attention and a `copy_trace`
+        list, appends this step's copy probability (rows) to it."""
+        emb = self.tgt_embed(prev).unsqueeze(1)                   # rows x 1 x emb
         att, state, weights, feed = self.decoder(emb, state, enc.keys, enc.memory, enc.mask, feed)
-        log_probs = torch.log_softmax(self.output(att.squeeze(1)), dim=-1)
-        return log_probs, state, feed, weights.squeeze(1)
+        scores, copy_prob = self.generate(att, emb, weights, self._row_sources(enc, prev.size(0)))
+        if copy_trace is not None and copy_prob is not None:
+            copy_trace.append(copy_prob.squeeze(1))
+        return torch.log_softmax(scores.squeeze(1), dim=-1), state, feed, weights.squeeze(1)
+
+    def _row_sources(self, enc: Memory, rows: int) -> torch.Tensor | None:
+        """Source ids per decoder row (k rows per source in beam search), for copying."""
+        if self.pointer is None or enc.src.size(0) == rows:
+            return enc.src
+        return enc.src.repeat_interleave(rows // enc.src.size(0), dim=0)
 
 
 def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int, shared_vocab: bool,

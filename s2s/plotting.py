@@ -12,19 +12,33 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def plot_attention(weights: Sequence[Sequence[float]], src_tokens: Sequence[str],
-                   tgt_tokens: Sequence[str], path: str | Path) -> Path:
-    """weights: tgt_len x src_len; rows are output tokens, columns source tokens."""
-    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(src_tokens) + 2),
-                                    max(3, 0.45 * len(tgt_tokens) + 2)))
+                   tgt_tokens: Sequence[str], path: str | Path,
+                   copy: Sequence[float] | None = None) -> Path:
+    """weights: tgt_len x src_len; rows are output tokens, columns source tokens.
+    copy (copy attention): P(copy) per output token, drawn as a column on the right."""
+    width = max(4, 0.45 * len(src_tokens) + 2) + (0.8 if copy else 0)
+    fig, axes = plt.subplots(1, 2 if copy else 1, figsize=(width, max(3, 0.45 * len(tgt_tokens) + 2)),
+                             squeeze=False, width_ratios=[len(src_tokens), 1] if copy else None)
+    ax = axes[0][0]
     ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(len(src_tokens)), src_tokens, rotation=90)
     ax.set_yticks(range(len(tgt_tokens)), tgt_tokens)
     ax.set_xlabel("source")
     ax.set_ylabel("output")
+    if copy:
+        _plot_copy_column(axes[0][1], copy)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def _plot_copy_column(ax, copy: Sequence[float]) -> None:
+    ax.imshow([[c] for c in copy], cmap="magma", aspect="auto", vmin=0.0, vmax=1.0)
+    for row, value in enumerate(copy):
+        ax.text(0, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color="cyan")
+    ax.set_xticks([0], ["P(copy)"], rotation=90)
+    ax.set_yticks([])
 
 
 def plot_history(history: Sequence[dict[str, float]], path: str | Path) -> Path:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -30,6 +30,7 @@ class Translation:
     score: float
     tokens: list[int]
     attention: list[list[float]]
+    copy: list[float] = field(default_factory=list)  # P(copy) per output token (copy attention)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -116,7 +117,7 @@ class Translator:
 
     def _to_translation(self, hyp: Hypothesis) -> Translation:
         text = self.tgt_vocab.decode([hyp.tokens])[0]
-        return Translation(text, hyp.score, hyp.tokens, hyp.attention)
+        return Translation(text, hyp.score, hyp.tokens, hyp.attention, hyp.copy)
 
     def best(self, texts: Sequence[str], **kwargs) -> list[str]:
         return [items[0].text for items in self.translate(texts, **kwargs)]

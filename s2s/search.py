@@ -24,6 +24,7 @@ class Hypothesis:
     score: float               # log-probability / length penalty (ranking score)
     log_prob: float            # sum of token log-probabilities, eos included
     attention: list[list[float]] = field(default_factory=list)  # tgt x src (greedy only)
+    copy: list[float] = field(default_factory=list)  # per output token: P(copy) (greedy, copy attention)
 
 
 def length_penalty(length: torch.Tensor | int, alpha: float) -> torch.Tensor | float:
@@ -52,8 +53,9 @@ def greedy_search(model: Seq2Seq, enc: Memory, max_lens: torch.Tensor,
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     log_prob = torch.zeros(batch, device=device)
     steps, weights = [], []
+    copies: list[torch.Tensor] | None = [] if keep_attention else None
     for t in range(int(max_lens.max()) + 1):
-        step_lp, state, feed, w = model.decode_step(prev, state, feed, enc)
+        step_lp, state, feed, w = model.decode_step(prev, state, feed, enc, copies)
         best_lp, prev = restrict(step_lp, t >= max_lens).max(dim=-1)
         prev = prev.masked_fill(finished, PAD_ID)
         log_prob += best_lp.masked_fill(finished, 0.0)
@@ -62,10 +64,11 @@ def greedy_search(model: Seq2Seq, enc: Memory, max_lens: torch.Tensor,
         finished |= prev == EOS_ID
         if bool(finished.all()):
             break
-    return [[_greedy_hypothesis(b, steps, weights, float(log_prob[b]), alpha)] for b in range(batch)]
+    return [[_greedy_hypothesis(b, steps, weights, copies, float(log_prob[b]), alpha)]
+            for b in range(batch)]
 
 
-def _greedy_hypothesis(b, steps, weights, log_prob, alpha) -> Hypothesis:
+def _greedy_hypothesis(b, steps, weights, copies, log_prob, alpha) -> Hypothesis:
     tokens = []
     for t, step in enumerate(steps):
         token = int(step[b])
@@ -74,8 +77,9 @@ def _greedy_hypothesis(b, steps, weights, log_prob, alpha) -> Hypothesis:
         tokens.append(token)
     attention = [weights[t][b].tolist() for t in range(len(tokens) + 1)
                  if t < len(weights) and weights[t] is not None]
+    copy = [float(c[b]) for c in (copies or [])[: len(tokens) + 1]]
     return Hypothesis(tokens, log_prob / length_penalty(len(tokens) + 1, alpha), log_prob,
-                      attention)
+                      attention, copy)
 
 
 class _BeamState:

@@ -18,7 +18,7 @@ from torch import nn
 
 from .batching import Batch, collate, token_batches, truncate
 from .config import TrainingConfig
-from .loss import sequence_loss
+from .loss import training_loss
 from .metrics import task_metrics
 from .precision import MixedPrecision
 from .prediction import Translator
@@ -102,8 +102,7 @@ def train_step(model: nn.Module, batch: Batch, optimizer: torch.optim.Optimizer,
     model.train()
     precision = precision or FP32
     with precision.autocast():
-        logits = model(batch.src, batch.src_len, batch.tgt_in)    # batch x tgt x vocab
-        loss = sequence_loss(logits, batch.tgt_out, cfg.label_smoothing)
+        loss = training_loss(model, batch, cfg.label_smoothing, cfg.coverage_weight)
     optimizer.zero_grad(set_to_none=True)
     precision.scaler.scale(loss / batch.ntokens).backward()
     if cfg.clip_norm > 0:

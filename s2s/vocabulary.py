@@ -28,8 +28,19 @@ class Vocabulary:
         return self._sp.get_piece_size()
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids without bos/eos; the batching code adds those."""
+        """Token ids without bos/eos; the batching code adds those. Deterministic: the one
+        best segmentation, which is what inference always uses."""
         return self._sp.encode(list(texts), out_type=int)
+
+    def sample(self, texts: Sequence[str], alpha: float, seed: int) -> list[list[int]]:
+        """A sampled segmentation per text (subword regularization, training only): unigram
+        models sample from the lattice with smoothing `alpha`, BPE models drop merges with
+        probability `alpha` (BPE-dropout). The same seed gives the same segmentations."""
+        # sentencepiece reseeds its sampler from the global seed on each call; one thread
+        # keeps the order of draws, and so the result, fixed.
+        spm.set_random_generator_seed(seed)
+        return self._sp.encode(list(texts), out_type=int, enable_sampling=True, alpha=alpha,
+                               nbest_size=-1, num_threads=1)
 
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
         return [self._sp.decode(_strip_specials(seq)) for seq in ids]
@@ -72,6 +83,7 @@ def learn_vocabulary(texts: Iterable[str], cfg: TokenizerConfig, seed: int = 0) 
         pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
         num_threads=2,
         minloglevel=2,
+        byte_fallback=cfg.byte_fallback,
         # Long verses and man-page paragraphs must not be dropped while learning.
         max_sentence_length=20000,
     )
