@@ -70,6 +70,11 @@ def _model_parsers(sub) -> None:
     att.add_argument("--device", default="auto")
     att.set_defaults(func=commands.attention)
 
+    avg = sub.add_parser("average", help="average the weights of checkpoints of one run")
+    avg.add_argument("--models", nargs="+", required=True, help="checkpoint directories")
+    avg.add_argument("--out", required=True, help="new checkpoint directory")
+    avg.set_defaults(func=commands.average)
+
     quant = sub.add_parser("quantize", help="write the int8 (CPU) form of a checkpoint")
     quant.add_argument("--model", required=True, help="fp32 checkpoint directory")
     quant.add_argument("--out", required=True, help="new checkpoint directory (manifest says int8)")

@@ -42,6 +42,11 @@ def train(args: argparse.Namespace) -> int:
     summary = Trainer(cfg, out).run()
     print(f"best dev score {summary['best_score']:.2f} after {summary['steps']} steps; "
           f"{summary['tokens_per_s']:.0f} target tokens/s; model: {summary['best']}")
+    if "averaged" in summary:
+        averaged = summary["averaged"]
+        scores = " ".join(f"{k} {v:.2f}" for k, v in averaged["metrics"].items())
+        print(f"average of the checkpoints of steps {averaged['steps']}: dev {scores}; "
+              f"model: {averaged['path']}")
     return 0
 
 
@@ -163,4 +168,11 @@ def attention(args: argparse.Namespace) -> int:
     plot_attention(hyp.attention, src_tokens, tgt_tokens, args.out, hyp.copy or None)
     copy = " and copy probability" if hyp.copy else ""
     print(f"{hyp.text}\nattention ({len(tgt_tokens)} x {len(src_tokens)}){copy} written to {args.out}")
+    return 0
+
+
+def average(args: argparse.Namespace) -> int:
+    from .averaging import average_checkpoints
+    out = average_checkpoints(args.models, args.out)
+    print(f"average of {len(args.models)} checkpoints written to {out}")
     return 0

@@ -4,7 +4,8 @@
 
 Writes OUT/best (best dev score) and OUT/last (latest, with optimizer/scheduler/
 RNG/data position so a rerun resumes where it stopped), OUT/history.json and
-OUT/training_curve.png.
+OUT/training_curve.png. With training.average_last N also OUT/recent/step-<S> (the last
+N saved checkpoints) and, at the end, OUT/averaged (their average, scored on dev).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from .averaging import RecentWeights, dev_scorer, export_average
 from .checkpoint import load_checkpoint, load_trainer_state, save_checkpoint
 from .config import ExperimentConfig
 from .corpus import read_corpus
@@ -27,6 +29,7 @@ from .precision import MixedPrecision
 from .prediction import Translator, resolve_device
 from .training import (LRSchedule, Progress, encode_corpus, evaluate, rng_state,
                        seed_everything, set_rng_state, set_threads, to_device, train_step)
+from .subword import with_sampling
 from .vocabulary import learn_vocabularies
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,8 @@ class Trainer:
         self._load_data()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.training.lr)
         self.schedule = LRSchedule(self.optimizer, cfg.training)
+        self.recent = (RecentWeights(cfg.training.average_last, self.out_dir / "recent",
+                                     self._save_plain) if cfg.training.average_last else None)
         if resume_state is not None:
             self._resume(resume_state)
 
@@ -64,8 +69,9 @@ class Trainer:
 
     def _load_data(self) -> None:
         d = self.cfg.data
-        self.train = encode_corpus(self.train_table, self.src_vocab, self.tgt_vocab,
-                                   d.max_src_len, d.max_tgt_len)
+        self.train = with_sampling(encode_corpus(self.train_table, self.src_vocab,
+                                                 self.tgt_vocab, d.max_src_len, d.max_tgt_len),
+                                   self.cfg, self.src_vocab, self.tgt_vocab)
         dev_table = read_corpus(d.dev) if d.dev else self.train_table.slice(0, 200)
         self.dev = encode_corpus(dev_table, self.src_vocab, self.tgt_vocab,
                                  d.max_src_len, d.max_tgt_len)
@@ -162,14 +168,27 @@ class Trainer:
                             self.cfg, metrics)
         save_checkpoint(self.out_dir / "last", self.model, self.src_vocab, self.tgt_vocab,
                         self.cfg, metrics, self.trainer_state())
+        if self.recent is not None:
+            self.recent.add(self.model, self.progress.step)
+
+    def _save_plain(self, path, model) -> None:
+        """A checkpoint of `model` without trainer state (what OUT/recent keeps)."""
+        save_checkpoint(path, model, self.src_vocab, self.tgt_vocab, self.cfg)
 
     def _finish(self) -> dict[str, Any]:
         p = self.progress
         history = p.history
         write_history(history, self.out_dir)
-        return {"steps": p.step, "epochs": p.epoch, "best_score": p.best_score,
-                "tokens_per_s": p.tokens / max(p.train_seconds, 1e-9),
-                "best": str(self.out_dir / "best"), "history": history}
+        summary = {"steps": p.step, "epochs": p.epoch, "best_score": p.best_score,
+                   "tokens_per_s": p.tokens / max(p.train_seconds, 1e-9),
+                   "best": str(self.out_dir / "best"), "history": history}
+        if self.recent:
+            score = dev_scorer(self.translator, self.dev, self.cfg.data.task,
+                               self.cfg.training.dev_sentences)
+            summary["averaged"] = export_average(self.recent, self.model, self.src_vocab,
+                                                 self.tgt_vocab, self.cfg,
+                                                 self.out_dir / "averaged", score)
+        return summary
 
 
 def _format_record(r: dict[str, float]) -> str:

@@ -137,6 +137,15 @@ class RunStorage:
             with self.fs.open_output_stream(f"{self.vocab_dir}/{name}") as out:
                 out.write(vocab.model_proto)
 
+    def put_directory(self, local: Path, name: str) -> str:
+        """Copy a local directory to STORAGE/RUN_NAME/<name>, replacing what was there."""
+        target = f"{self.vocab_dir.rsplit('/', 1)[0]}/{name}"
+        if self.fs.get_file_info(target).type == pafs.FileType.Directory:
+            self.fs.delete_dir(target)
+        self.fs.create_dir(target, recursive=True)
+        pafs.copy_files(str(local), target, destination_filesystem=self.fs)
+        return target
+
     def _listing(self) -> list[pafs.FileInfo]:
         if self.fs.get_file_info(self.vocab_dir).type != pafs.FileType.Directory:
             return []
@@ -172,7 +181,9 @@ def training_dataset(path: str, src: Vocabulary, tgt: Vocabulary, data: DataConf
     shared = src is tgt
     ds = ds.map_batches(tokenize_batch, batch_format="pyarrow", batch_size=1024, fn_kwargs={
         "src_proto": src.model_proto, "tgt_proto": None if shared else tgt.model_proto,
-        "max_src": data.max_src_len, "max_tgt": data.max_tgt_len})
+        "max_src": data.max_src_len, "max_tgt": data.max_tgt_len,
+        # Subword regularization re-segments the texts on the workers at every draw.
+        "keep_text": data.tokenizer.sampling_alpha > 0})
     tokenized = ds.materialize()
     rows = tokenized.count()
     if rows < workers:
@@ -201,24 +212,30 @@ def _vocab(proto: bytes) -> Vocabulary:
 
 
 def tokenize_batch(batch: pa.Table, src_proto: bytes, tgt_proto: bytes | None,
-                   max_src: int, max_tgt: int) -> pa.Table:
-    """Clean, encode and truncate a batch like the core's `encode_corpus`."""
+                   max_src: int, max_tgt: int, keep_text: bool = False) -> pa.Table:
+    """Clean, encode and truncate a batch like the core's `encode_corpus` (and keep the
+    cleaned src/tgt texts too with `keep_text`)."""
     batch = clean_pairs(batch)
     src_vocab = _vocab(src_proto)
     tgt_vocab = src_vocab if tgt_proto is None else _vocab(tgt_proto)
     src = truncate(src_vocab.encode(batch.column("src").to_pylist()), max_src)
     tgt = truncate(tgt_vocab.encode(batch.column("tgt").to_pylist()), max_tgt)
     ids = pa.list_(pa.int32())
+    texts = {"src": batch.column("src"), "tgt": batch.column("tgt")} if keep_text else {}
     return pa.table({"id": batch.column("id").cast(pa.uint64()),
-                     "src_ids": pa.array(src, type=ids), "tgt_ids": pa.array(tgt, type=ids)})
+                     "src_ids": pa.array(src, type=ids), "tgt_ids": pa.array(tgt, type=ids),
+                     **texts})
 
 
 def read_shard(iterator: Any) -> Shard:
     """Pull a worker's whole shard out of its Ray Data iterator into memory."""
-    ids, src, tgt = [], [], []
+    ids, src, tgt, src_texts, tgt_texts = [], [], [], [], []
     for batch in iterator.iter_batches(batch_size=4096, batch_format="pyarrow"):
         ids.append(batch.column("id").to_numpy())
         src.extend(batch.column("src_ids").to_pylist())
         tgt.extend(batch.column("tgt_ids").to_pylist())
+        if "src" in batch.column_names:           # kept for subword regularization
+            src_texts.extend(batch.column("src").to_pylist())
+            tgt_texts.extend(batch.column("tgt").to_pylist())
     all_ids = np.concatenate(ids).astype(np.uint64) if ids else np.zeros(0, dtype=np.uint64)
-    return Shard(all_ids, src, tgt)
+    return Shard(all_ids, src, tgt, src_texts or None, tgt_texts or None)

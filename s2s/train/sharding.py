@@ -24,10 +24,13 @@ from ..batching import Batch, collate, token_batches
 
 @dataclass
 class Shard:
-    """Examples of one worker: stable ids (uint64) and token ids without bos/eos."""
+    """Examples of one worker: stable ids (uint64) and token ids without bos/eos (and the
+    texts, when subword regularization re-segments them at every draw)."""
     ids: np.ndarray
     src: list[list[int]]
     tgt: list[list[int]]
+    src_texts: list[str] | None = None
+    tgt_texts: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.src)

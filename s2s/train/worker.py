@@ -5,6 +5,9 @@ stopping, best score and history) with three differences: the data is this worke
 Ray Data shard, gradients are averaged by DDP, and every report (each epoch end and every
 `ray.checkpoint_every` steps) hands Ray Train a checkpoint in the core format whose
 trainer state also holds every rank's RNG and the set of examples this epoch has covered.
+With `training.average_last: N`, rank 0 keeps the weights of its last N reported
+checkpoints in memory and, when training ends, writes their average (scored on dev) to
+STORAGE/RUN_NAME/averaged; a restarted worker group averages what it reported since.
 """
 from __future__ import annotations
 
@@ -22,12 +25,14 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
+from ..averaging import RecentWeights, dev_scorer, export_average
 from ..checkpoint import load_checkpoint, load_trainer_state, save_checkpoint
 from ..model import build_model
 from ..prediction import Translator
+from ..subword import resegmenter
 from ..training import (LRSchedule, Progress, encode_corpus, evaluate, rng_state,
                         seed_everything, set_rng_state, set_threads, train_step)
-from .data import read_shard
+from .data import RunStorage, read_shard
 from .job import TrainJob, epoch_seen_after, pack_state, unpack_state, window_stats
 from .metrics import TrainMetrics
 from .sharding import split_to_count
@@ -68,6 +73,9 @@ class WorkerLoop:
         self.metrics = TrainMetrics(job.ray.run_name or self.cfg.name, self.rank)
         self.new_ids: list[int] = []    # trained on since the last report
         self.fail_at_step = int(os.environ.get(FAIL_AT_STEP_ENV) or 0)
+        self.resegmenter = resegmenter(self.cfg, job.src_vocab, job.tgt_vocab)
+        keep = t.average_last if self.rank == 0 else 0
+        self.recent = RecentWeights(keep) if keep else None
         log.info("rank %d/%d: %d examples in shard, device %s, resumed from step %d",
                  self.rank, self.world, len(self.shard), self.device, self.resumed_from)
 
@@ -112,6 +120,7 @@ class WorkerLoop:
         stop = False
         while not stop and self.progress.epoch < self.cfg.training.epochs:
             stop = self._run_epoch()
+        self._export_average()
 
     def _run_epoch(self) -> bool:
         """Train on what is left of the epoch; True when training must stop."""
@@ -138,7 +147,7 @@ class WorkerLoop:
     def _step(self, positions: list[int]) -> None:
         p = self.progress
         started = time.perf_counter()
-        batch = self.shard.collate(positions).to(self.device)
+        batch = self._collate(positions).to(self.device)
         loss = train_step(self.ddp_model, batch, self.optimizer, self.schedule,
                           self.cfg.training)
         elapsed = time.perf_counter() - started
@@ -149,6 +158,14 @@ class WorkerLoop:
         self.window["seconds"] += elapsed
         self.metrics.record_step(batch.ntokens, self.window["tokens"], self.window["seconds"])
         self.new_ids.extend(self.shard.example_ids(positions))
+
+    def _collate(self, positions: list[int]):
+        """The batch; with subword regularization, freshly sampled segmentations seeded by
+        the examples' stable ids, so a restart (however resharded) draws the same."""
+        if self.resegmenter is None:
+            return self.shard.collate(positions)
+        return self.resegmenter.collate(self.shard.src_texts, self.shard.tgt_texts, positions,
+                                        self.progress.epoch, self.shard.example_ids(positions))
 
     def _out_of_time(self) -> bool:
         budget = self.cfg.training.max_minutes
@@ -208,7 +225,23 @@ class WorkerLoop:
                 path = save_checkpoint(Path(tmp) / "checkpoint", self.model, self.job.src_vocab,
                                        self.job.tgt_vocab, self.cfg, dev, state)
                 checkpoint = ray.train.Checkpoint.from_directory(str(path))
+                if self.recent is not None:
+                    self.recent.add(self.model, self.progress.step)
             ray.train.report(metrics, checkpoint=checkpoint)
+
+    def _export_average(self) -> None:
+        """Rank 0: the average of the last reported weights -> STORAGE/RUN_NAME/averaged."""
+        if not self.recent:
+            return
+        t, job = self.cfg.training, self.job
+        score = dev_scorer(self.translator, self.dev, self.cfg.data.task, t.dev_sentences)
+        with tempfile.TemporaryDirectory(prefix="s2s-avg-") as tmp:
+            summary = export_average(self.recent, self.model, job.src_vocab, job.tgt_vocab,
+                                     self.cfg, Path(tmp) / "averaged", score)
+            where = RunStorage(job.ray.storage_path, job.ray.run_name).put_directory(
+                Path(summary["path"]), "averaged")
+        log.info("average of the checkpoints of steps %s written to %s (dev %s)",
+                 summary["steps"], where, summary["metrics"])
 
     def _record_examples(self, new_ids: list[list[int]]) -> None:
         """Audit trail: the example ids each rank trained on, per epoch (rank 0 writes)."""
