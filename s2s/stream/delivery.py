@@ -123,13 +123,32 @@ def _check_sent(futures: list, refused: dict[int, str]) -> None:
                             refused)
 
 
-class AtLeastOnceDelivery:
+class _HoldsProducer:
+    """The one producer a delivery uses at a time: dropped (closed at once) after a failure,
+    made again on the next use."""
+
+    _producer: KafkaProducer | None = None
+
+    def _drop_producer(self) -> None:
+        old, self._producer = self._producer, None
+        if old is not None:
+            close_now(old)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=timeout_s)
+            except KafkaTimeoutError:
+                close_now(self._producer)
+            self._producer = None
+
+
+class AtLeastOnceDelivery(_HoldsProducer):
     """Idempotent producer, acks=all; offsets are committed through the consumer afterwards."""
 
     def __init__(self, make_producer: Callable[[], KafkaProducer], flush_timeout_s: float):
         self._make_producer = make_producer
         self._flush_timeout_s = flush_timeout_s
-        self._producer: KafkaProducer | None = None
 
     def deliver(self, records: Sequence[OutRecord], offsets: Offsets, consumer: Any) -> Offsets:
         """Return once every record is acknowledged by all in-sync replicas."""
@@ -160,28 +179,13 @@ class AtLeastOnceDelivery:
             self._producer = self._make_producer()
         return self._producer
 
-    def _drop_producer(self) -> None:
-        old, self._producer = self._producer, None
-        if old is not None:
-            close_now(old)
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=timeout_s)
-            except KafkaTimeoutError:
-                close_now(self._producer)
-            self._producer = None
-
-
-class TransactionalDelivery:
+class TransactionalDelivery(_HoldsProducer):
     """One Kafka transaction per delivery: outputs and input offsets commit together."""
 
     def __init__(self, make_producer: Callable[[], KafkaProducer], timeout_s: float, request_timeout_ms: int):
         self._make_producer = make_producer  # must set a transactional_id
         self._timeout_s = timeout_s
         self._request_timeout_ms = request_timeout_ms
-        self._producer: KafkaProducer | None = None
 
     def deliver(self, records: Sequence[OutRecord], offsets: Offsets, consumer: Any) -> Offsets:
         """Commit records + offsets (in ``consumer``'s group generation) atomically, or raise."""
@@ -235,19 +239,6 @@ class TransactionalDelivery:
                 raise
             self._producer = producer
         return self._producer
-
-    def _drop_producer(self) -> None:
-        old, self._producer = self._producer, None
-        if old is not None:
-            close_now(old)
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=timeout_s)
-            except KafkaTimeoutError:
-                close_now(self._producer)
-            self._producer = None
 
 
 def _await(producer: KafkaProducer, result: Any, deadline: float, what: str) -> None:

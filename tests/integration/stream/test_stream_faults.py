@@ -95,3 +95,22 @@ def test_a_text_that_kills_the_translator_process_is_dead_lettered_and_the_rest_
     assert {r.key for r in answers} == {k for k, _ in good}, repr(app.stats())
     assert [r.key for r in dead] == [b"killer"] and dead[0].value == b"1 boom 2"
     assert header(dead[0], hdr.ERROR_REASON) == "model_crash"
+
+
+def test_with_three_ingress_replicas_only_the_killer_is_dead_lettered(stream_app, toy_model):
+    """The translator merges the calls of every ingress replica: a crash fails all of them. The
+    suspects are then decoded alone in the route's quarantine (one call at a time), so the good
+    records of the other replicas are cleared and only the killer uses up its crash budget."""
+    app = stream_app(toy_model, loader="tests.integration.stream.loaders:load_dying_toy", ingress_replicas=3,
+                     ingress={"max_decode_crashes": 3})
+    texts = toy_texts(90, seed=7)
+    good = [(f"good-{i}".encode(), text.encode()) for i, text in enumerate(texts)]
+    produce(app.bootstrap, app.topics["in"], good[:45] + [(b"killer", b"1 boom 2")] + good[45:])
+
+    answers = read_answers(app.bootstrap, app.topics["out"], {k for k, _ in good}, timeout_s=240)
+    dead = TopicReader(app.bootstrap, app.topics["dlq"])
+    dead_letters = dead.read_until(lambda records: any(r.key == b"killer" for r in records), timeout_s=120)
+    assert {r.key for r in answers} == {k for k, _ in good}, repr(app.stats())
+    assert [r.key for r in dead.read_to_end(timeout_s=30)] == [b"killer"], [r.key for r in dead_letters]
+    dead.close()
+    assert header(dead_letters[0], hdr.ERROR_REASON) == "model_crash"

@@ -102,3 +102,28 @@ def test_a_cancelled_caller_is_skipped():
 
     assert run(main()) == ["C"]
     assert ["b"] not in [items for batch in decoder.batches for items in batch]
+
+
+def test_a_hung_decode_fails_the_translators_health_check():
+    """A decode past routes[].max_decode_s makes check_health raise, so Serve replaces the
+    replica instead of leaving it wedged (a stalled replica passes Serve's default check)."""
+    from s2s.stream.config import RouteConfig
+    from s2s.stream.deployments import TranslatorDeployment
+
+    decoder = Decoder(hold_first=True)
+    translator = TranslatorDeployment.__new__(TranslatorDeployment)  # no model, no Ray: the check alone
+    translator._route = RouteConfig(name="r", input_topic="in", output_topic="out", model="m", max_decode_s=0.2)
+    translator._batcher = ListBatcher(decoder, max_items=4, wait_s=0)
+
+    async def scenario():
+        call = asyncio.create_task(translator._batcher.submit(["a"]))
+        await asyncio.to_thread(decoder.started.wait, 5)
+        translator.check_health()  # just started: healthy
+        await asyncio.sleep(0.3)
+        with pytest.raises(RuntimeError, match="max_decode_s"):
+            translator.check_health()
+        decoder.release.set()
+        assert await call == ["A"]
+        translator.check_health()  # nothing running any more
+
+    asyncio.run(scenario())

@@ -73,3 +73,23 @@ def test_drain_must_fit_in_the_session_timeout():
     with pytest.raises(StreamConfigError, match="drain_timeout_s"):
         stream_config_from_dict({"routes": [route()], "kafka": {"session_timeout_ms": 10_000},
                                  "ingress": {"drain_timeout_s": 6}})
+
+
+def test_the_worst_case_drain_is_refused_with_its_numbers():
+    with pytest.raises(StreamConfigError, match=r"= 6 s \+ 15 s \+ 5000 ms = 26 s, must be under .* \(20 s\)"):
+        stream_config_from_dict({"routes": [route()], "kafka": {"session_timeout_ms": 20_000},
+                                 "ingress": {"drain_timeout_s": 6}})
+    stream_config_from_dict({"routes": [route()], "kafka": {"session_timeout_ms": 27_000},
+                             "ingress": {"drain_timeout_s": 6}})
+
+
+def test_exactly_once_needs_a_transaction_timeout_under_the_flush_timeout():
+    with pytest.raises(StreamConfigError, match=r"transaction_timeout_ms \(15000\) must be under kafka.flush_timeout_s"):
+        stream_config_from_dict({"routes": [route()], "kafka": {"delivery": "exactly_once",
+                                                                "transaction_timeout_ms": 15_000}})
+    stream_config_from_dict({"routes": [route()], "kafka": {"transaction_timeout_ms": 15_000}})  # at-least-once
+
+
+def test_the_decode_limit_must_end_before_the_ingress_gives_up_on_the_call():
+    with pytest.raises(StreamConfigError, match=r"routes\[en-fr\].max_decode_s \(120\) must be under"):
+        stream_config_from_dict({"routes": [route(max_decode_s=120)]})
