@@ -88,13 +88,14 @@ class RecurrentDecoder(nn.Module):
         return torch.cat(atts, 1), state, torch.cat(weights, 1), feed
 
     def _covered_loop(self, outputs, keys, memory, mask, coverage):
-        atts, weights = [], []
+        """Only attention is sequential here; the combine layer then runs over all steps."""
+        contexts, weights = [], []
         for t in range(outputs.size(1)):
-            att, w, coverage = self._attend_step(outputs[:, t:t + 1], keys, memory, mask,
-                                                 coverage)
-            atts.append(att)
+            context, w = self._contexts(outputs[:, t:t + 1], keys, memory, mask, coverage)
+            coverage = coverage + w.squeeze(1)
+            contexts.append(context)
             weights.append(w)
-        return torch.cat(atts, 1), torch.cat(weights, 1), coverage
+        return self._combine(outputs, torch.cat(contexts, 1)), torch.cat(weights, 1), coverage
 
     def _attend_step(self, output, keys, memory, mask, coverage):
         """One step (output: rows x 1 x hidden); coverage rows x src_len or None."""
@@ -102,18 +103,25 @@ class RecurrentDecoder(nn.Module):
         return att, w, None if coverage is None else coverage + w.squeeze(1)
 
     def _attend(self, outputs, keys, memory, mask, coverage=None):
+        contexts, weights = self._contexts(outputs, keys, memory, mask, coverage)
+        return self._combine(outputs, contexts), weights
+
+    def _contexts(self, outputs, keys, memory, mask, coverage=None):
         """outputs: rows x tgt x hidden, where rows is batch, or batch * k for k hypotheses
         per source in source-major order (beam search). Then the k hypotheses of a source
         query its memory together, so the memory is never copied k times.
-        coverage (one step only, tgt = 1): rows x src_len."""
+        coverage (one step only, tgt = 1): rows x src_len.
+        Returns contexts rows x tgt x mem and weights rows x tgt x src_len."""
         rows, steps = outputs.size(0), outputs.size(1)
         queries = outputs.reshape(keys.size(0), -1, outputs.size(2))  # batch x k*tgt x hidden
         if coverage is not None:
             coverage = coverage.reshape(keys.size(0), -1, coverage.size(-1))  # batch x k x src
         contexts, weights = self.attention(queries, keys, memory, mask, coverage)
-        contexts = contexts.reshape(rows, steps, -1)                # rows x tgt x mem
-        att = torch.tanh(self.combine(torch.cat([outputs, contexts], dim=-1)))
-        return self.dropout(att), weights.reshape(rows, steps, -1)
+        return contexts.reshape(rows, steps, -1), weights.reshape(rows, steps, -1)
+
+    def _combine(self, outputs, contexts):
+        """The attentional vector tanh(W [h; c]) (then dropout): rows x tgt x att_out."""
+        return self.dropout(torch.tanh(self.combine(torch.cat([outputs, contexts], dim=-1))))
 
 
 def reorder_state(state: State, index: torch.Tensor) -> State:

@@ -41,5 +41,6 @@ class PointerGenerator(nn.Module):
         p_gen = torch.sigmoid(self.gate(torch.cat([att, emb], dim=-1)).float())  # rows x tgt x 1
         probs = torch.softmax(logits.float(), dim=-1) * p_gen
         index = src.unsqueeze(1).expand(-1, weights.size(1), -1)  # rows x tgt x src_len
-        probs = probs.scatter_add(-1, index, weights.float() * (1.0 - p_gen))
+        # In place: `probs` is a fresh product, and scatter_add's backward needs no input.
+        probs.scatter_add_(-1, index, weights.float() * (1.0 - p_gen))
         return torch.log(probs.clamp_min(MIN_PROB)), (1.0 - p_gen).squeeze(-1)
