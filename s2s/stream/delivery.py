@@ -46,11 +46,13 @@ RECORD_FAULTS = (TypeError, ValueError, UnicodeError, kerr.MessageSizeTooLargeEr
 
 class DeliveryError(RuntimeError):
     """Outputs were not (or not provably) written; the batches must be decoded again.
-    ``refused``: {position in the delivered records: why} for records the broker will never take."""
+    ``refused``: {position in the delivered records: why} for records the broker will never take;
+    ``fatal``: the producer failed in a way retrying it cannot mend (make a new one)."""
 
-    def __init__(self, message: str, refused: dict[int, str] | None = None):
+    def __init__(self, message: str, refused: dict[int, str] | None = None, fatal: bool = False):
         super().__init__(message)
         self.refused = refused or {}
+        self.fatal = fatal
 
 
 class DeliveryDeferred(DeliveryError):
@@ -120,7 +122,7 @@ def _check_sent(futures: list, refused: dict[int, str]) -> None:
     if refused or failed:
         first = failed[0] if failed else next(iter(refused.values()))
         raise DeliveryError(f"{len(refused) + len(failed)} of {len(futures)} records not acknowledged: {first!r}",
-                            refused)
+                            refused, fatal=any(not getattr(error, "retriable", False) for error in failed))
 
 
 class _HoldsProducer:
@@ -160,10 +162,13 @@ class AtLeastOnceDelivery(_HoldsProducer):
             producer.flush(timeout=self._flush_timeout_s)
             _check_sent(futures, refused)
         except KafkaError as err:
-            self._drop_producer()
-            raise DeliveryError(f"producing {len(records)} records failed: {err!r}") from err
+            # A retriable error (broker away, metadata late) keeps the producer and its metadata:
+            # a new one would have to bootstrap within max_block_ms again. A fatal state does not.
+            if not err.retriable:
+                self._drop_producer()
+            raise DeliveryError(f"producing {len(records)} records failed: {err!r}", fatal=not err.retriable) from err
         except DeliveryError as err:
-            if len(err.refused) < len(records):  # not (only) the records' fault: start afresh
+            if err.fatal:
                 self._drop_producer()
             raise
         return {}

@@ -65,9 +65,9 @@ class StreamApp:
             if "autoscaling" in options:
                 del options["num_replicas"]
         settings = {"bootstrap": bootstrap, "group_id": f"{name}-group", "dead_letter_topic": topics["dlq"],
-                    "delivery": delivery, "create_topics": False, "session_timeout_ms": 15_000,
-                    # drain 4 s + flush 8 s + a send blocked 2 s fit in the 15 s session timeout
-                    "heartbeat_interval_ms": 1_000, "flush_timeout_s": 8, "max_block_ms": 2_000,
+                    "delivery": delivery, "create_topics": False, "session_timeout_ms": 20_000,
+                    # drain 4 s + flush 8 s + a send blocked 5 s fit in the 20 s session timeout
+                    "heartbeat_interval_ms": 1_000, "flush_timeout_s": 8, "max_block_ms": 5_000,
                     "transaction_timeout_ms": 6_000, **kafka}
         config = stream_config_from_dict({"kafka": settings, "routes": [route], "limits": limits or {},
                                           "ingress": ingress})

@@ -5,7 +5,7 @@ import time
 
 import pytest
 from kafka import KafkaProducer
-from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, OutOfOrderSequenceNumberError
 from kafka.future import Future
 from kafka.structs import ConsumerGroupMetadata, MemberState, TopicPartition
 
@@ -110,12 +110,21 @@ def test_at_least_once_returns_after_every_record_is_acked():
 
 
 @pytest.mark.parametrize("producer", [FakeProducer(fail_sends=True), FakeProducer(flush_raises=True)])
-def test_at_least_once_raises_and_starts_a_fresh_producer_when_a_record_is_not_acked(producer):
-    made = [producer, FakeProducer()]
+def test_at_least_once_raises_when_a_record_is_not_acked_and_keeps_a_producer_that_can_retry(producer):
+    delivery = AtLeastOnceDelivery(lambda: producer, flush_timeout_s=5)
+    with pytest.raises(DeliveryError) as caught:
+        delivery.deliver(OUT, {P0: 3}, Consumer())
+    assert caught.value.refused == {} and not caught.value.fatal and not producer.closed
+
+
+def test_a_producer_in_a_fatal_state_is_replaced():
+    broken = FakeProducer()
+    broken.flush = lambda timeout=None: [f.failure(OutOfOrderSequenceNumberError("fatal")) for f in broken.pending]
+    made = [broken, FakeProducer()]
     delivery = AtLeastOnceDelivery(lambda: made.pop(0), flush_timeout_s=5)
     with pytest.raises(DeliveryError) as caught:
         delivery.deliver(OUT, {P0: 3}, Consumer())
-    assert caught.value.refused == {} and producer.closed  # closed though batches were pending
+    assert caught.value.fatal and broken.closed  # closed though its batches are pending
     delivery.deliver(OUT, {P0: 3}, Consumer())
     assert made == []
 
