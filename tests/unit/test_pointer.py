@@ -81,8 +81,10 @@ def test_beam_one_equals_greedy_with_copy(coverage, input_feeding):
         assert g[0].log_prob == pytest.approx(b[0].log_prob, abs=1e-5)
 
 
-def test_batched_beam_equals_one_at_a_time_with_copy_and_coverage():
-    model = tiny_model(copy_attention=True, coverage=True, seed=5)
+@pytest.mark.parametrize("attention, input_feeding", [("luong_general", False), ("bahdanau", True)])
+def test_batched_beam_equals_one_at_a_time_with_copy_and_coverage(attention, input_feeding):
+    model = tiny_model(copy_attention=True, coverage=True, seed=5, attention=attention,
+                       input_feeding=input_feeding)
     src, lengths = random_batch(batch=5, seed=2)
     caps = torch.tensor([6, 9, 4, 7, 8])
     batched = beam_search(model, model.encode(src, lengths), caps, beam=4, n_best=2)
