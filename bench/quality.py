@@ -29,7 +29,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.common import print_table, write_results  # noqa: E402
-from s2s.config import load_config  # noqa: E402
+from s2s.config import ConfigError, load_config  # noqa: E402
 
 PREPARE = {"bible-en-fr": ["bible", "--src", "en", "--tgt", "fr"], "manpages-summarize": ["manpages"]}
 
@@ -96,7 +96,11 @@ def run_row(raw: dict[str, Any], row: str, out_dir: Path, args) -> dict[str, Any
     row_dir.mkdir(parents=True, exist_ok=True)
     config_path = row_dir / "config.yaml"
     config_path.write_text(yaml.safe_dump(row_config(raw, row, args.minutes), sort_keys=False))
-    cfg = load_config(config_path)                     # validate before spending the budget
+    try:
+        cfg = load_config(config_path)                 # validate before spending the budget
+    except ConfigError as err:                         # e.g. sampling with a word vocabulary
+        print(f"row {row} skipped: {err}", flush=True)
+        return {"row": row, "config": str(config_path), "skipped": str(err)}
     run_dir = row_dir / "run"
     started = time.time()
     if not args.skip_train:
@@ -120,10 +124,10 @@ def metric_names(task: str) -> list[str]:
 
 def table(results: list[dict[str, Any]], task: str) -> tuple[list[str], list[list[Any]]]:
     names = metric_names(task)
-    base = next((r for r in results if r["row"] == "baseline"), None)
+    base = next((r for r in results if r["row"] == "baseline" and "skipped" not in r), None)
     headers = ["row", "minutes", "steps", *names, *(f"d_{n}" for n in names)]
     rows = []
-    for r in results:
+    for r in (r for r in results if "skipped" not in r):
         deltas = [r["test"][n] - base["test"][n] if base else float("nan") for n in names]
         label = r["row"] if r["row"] == "baseline" else f"+{r['row']}"
         rows.append([label, r["train_minutes"], r["steps"], *(r["test"][n] for n in names), *deltas])
