@@ -36,7 +36,6 @@ NOTE = "3 brokers, RF 3, min.insync.replicas 2"
 # A SIGKILLed leader's partitions have no leader until its broker session ends (~9 s): an ingress
 # flush must outlast that, and the worst-case drain (4 + 15 + 5 s) fits in the session timeout.
 KAFKA_OPTIONS = {"flush_timeout_s": 15, "session_timeout_ms": 30_000}
-INGRESS = {"call_timeout_s": 90}  # the config wants it above the translator's max_decode_s (60 s)
 
 
 @pytest.fixture
@@ -116,7 +115,7 @@ class BrokerFaults:
 def test_at_least_once_survives_sigkill_of_the_busiest_partitions_leader(cluster_app, kafka_cluster3, toy_model,
                                                                           translate):
     app = cluster_app(toy_model.model_dir, delivery="at_least_once", ingress_replicas=2, translator_replicas=2,
-                      loader=LOADER, limits=LIMITS, ingress=INGRESS, **KAFKA_OPTIONS)
+                      loader=LOADER, limits=LIMITS, **KAFKA_OPTIONS)
     faults = BrokerFaults(kafka_cluster3, app)
     schedule = [Fault(6, "SIGKILL busiest leader", faults.kill_busiest_leader),
                 Fault(7, f"restart it {DOWN_S} s later", faults.restart)]
@@ -128,7 +127,7 @@ def test_at_least_once_survives_sigkill_of_the_busiest_partitions_leader(cluster
 def test_exactly_once_survives_sigkill_of_the_leader_and_of_the_transaction_coordinator(cluster_app, kafka_cluster3,
                                                                                          toy_model, translate):
     app = cluster_app(toy_model.model_dir, delivery="exactly_once", ingress_replicas=2, translator_replicas=2,
-                      loader=LOADER, limits=LIMITS, ingress=INGRESS, transaction_timeout_ms=10_000,
+                      loader=LOADER, limits=LIMITS, transaction_timeout_ms=10_000,
                       **KAFKA_OPTIONS)
     faults = BrokerFaults(kafka_cluster3, app)
     schedule = [Fault(4, "SIGKILL busiest leader", faults.kill_busiest_leader),
