@@ -13,7 +13,8 @@ from s2s.checkpoint import (MANIFEST, TRAINER_STATE, WEIGHTS, CheckpointError, l
 from s2s.config import ExperimentConfig, TokenizerConfig
 from s2s.corpus import read_corpus
 from s2s.prediction import Translator
-from s2s.quantization import check_quantization, is_quantized
+from s2s.quantization import check_quantization, is_quantized, quantize_model
+from s2s.search import search
 from s2s.vocabulary import learn_vocabulary
 
 from .conftest import random_batch, tiny_model, tiny_model_config
@@ -109,6 +110,20 @@ def test_quantize_refuses_its_own_output_and_the_source_dir(fp32_dir, int8_dir):
         quantize_checkpoint(int8_dir, int8_dir.parent / "again")
     with pytest.raises(CheckpointError, match="must differ"):
         quantize_checkpoint(fp32_dir, fp32_dir)
+
+
+@pytest.mark.parametrize("options", [{"rnn": "gru"}, {"attention": "bahdanau"}, {"coverage": True},
+                                     {"copy_attention": True, "input_feeding": True}],
+                         ids=["gru", "bahdanau", "coverage", "copy+feeding"])
+def test_every_model_variant_quantizes_and_scores_close_to_fp32(options):
+    src, lengths = random_batch()
+    tgt = torch.randint(4, 13, (4, 3))
+    with torch.no_grad():
+        fp32 = tiny_model(**options)(src, lengths, tgt)
+        int8 = quantize_model(tiny_model(**options))
+        assert is_quantized(int8)
+        assert torch.allclose(int8(src, lengths, tgt), fp32, atol=0.01)
+        assert len(search(int8, int8.encode(src, lengths), torch.full((4,), 5), beam=3)) == 4
 
 
 def _agreement(a, b) -> float:
