@@ -8,6 +8,7 @@ SHELL   := /bin/bash
 
 setup: $(STAMP)
 	@bash cluster/kafka/kafka.sh fetch
+	@bash cluster/kafka/install-kcat.sh
 
 # Reinstall when the dependency list changes.
 $(STAMP): pyproject.toml

@@ -64,10 +64,27 @@ class TranslatorTimeout(TimeoutError):
     """A translator call outlived ingress.call_timeout_s."""
 
 
+@dataclass(frozen=True)
+class UnreadableRecord:
+    """Stands for a record the consumer could not parse: where it is, and why."""
+
+    topic: str
+    partition: int
+    offset: int
+    detail: str
+    key: None = None
+    value: None = None
+    headers: tuple = ()
+    timestamp: int = -1
+
+
 def plan_records(records: Sequence, router: Router, limits: Limits) -> list[Plan]:
     """Decode and route every record; a Rejection for each that cannot be answered."""
     plans: list[Plan] = []
     for record in records:
+        if isinstance(record, UnreadableRecord):
+            plans.append(Rejection(Reason.UNREADABLE, record.detail, bare=True))
+            continue
         decoded = decode_value(record.value, limits)
         if isinstance(decoded, Rejection):
             plans.append(decoded)

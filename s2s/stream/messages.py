@@ -30,6 +30,7 @@ class Reason(str, Enum):
     DECODE_TIMEOUT = "decode_timeout"  # its decode outlived the translator's limit in every call that held it
     UNSENDABLE = "unsendable"      # the broker refused the record's answer (or a full copy of it)
     INTERNAL_ERROR = "internal_error"  # building its answer raised: a bug, reported instead of a stall
+    UNREADABLE = "unreadable"      # the consumer cannot parse the record (e.g. a header key that is not UTF-8)
 
 
 @dataclass(frozen=True)

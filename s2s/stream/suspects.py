@@ -7,8 +7,9 @@ budgets that make sure no record is retried forever.
                      quarantine deployment, which takes one call at a time, so a crash there
                      blames exactly one record); after ``max_decode_failures`` such calls it is
                      dead-lettered (model_crash or decode_timeout).
-    timeouts         a call that outlived ingress.call_timeout_s: its records are decoded alone
-                     from then on, with no blame (the wait may have been a queue, not them).
+    (a call that outlived ingress.call_timeout_s blames nobody: the wait may have been a queue.
+    It is retried as it was; a decode that truly hangs is killed by the translator's health
+    check before that timeout, which is a decode failure above.)
     refusals         the broker refused the record's answer for a reason of the record's own
                      (too large, invalid, not authorized): the next try writes a dead letter
                      (unsendable), the one after a bare dead letter that copies nothing.
@@ -56,9 +57,6 @@ class Suspects:
         held = self._held.setdefault(record_id(record), Suspicion())
         held.decode_failures += 1
         held.reason = reason
-
-    def timed_out(self, record) -> None:
-        self._held.setdefault(record_id(record), Suspicion())
 
     def refused(self, record, why: str) -> None:
         held = self._held.setdefault(record_id(record), Suspicion())

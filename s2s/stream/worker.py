@@ -41,10 +41,11 @@ from typing import Protocol
 
 from kafka import KafkaConsumer
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
-from kafka.errors import KafkaError
+from kafka.errors import CorruptRecordError, KafkaError
 from kafka.structs import TopicPartition
 
-from .batch import PolledBatch, Submit, TranslatorCrashed, TranslatorTimeout, first_offsets, plan_records, submit_calls
+from .batch import (PolledBatch, Submit, TranslatorCrashed, UnreadableRecord, first_offsets, plan_records,
+                    submit_calls)
 from .config import StreamConfig
 from .delivery import Delivery, DeliveryDeferred, DeliveryError
 from .ledger import OffsetLedger, commit_map
@@ -57,6 +58,9 @@ BUSY_POLL_MS = 5     # poll wait while answers may be ready: bounds the latency 
 PAUSED_WAIT_S = 0.1  # longest wait for an answer while paused, between polls that keep the group
 RETRY_BACKOFF_S = 0.5
 LAG_EVERY_S = 1.0    # how often the lag is measured (it feeds the autoscaler and the gauges)
+# What kafka-python's poll() raises for a record it cannot parse (and would raise again forever).
+UNPARSABLE = (CorruptRecordError, UnicodeDecodeError)
+FIND_UNPARSABLE_POLLS = 20  # per partition, while it returns nothing: the failed fetch is sent again
 
 
 class Observer(Protocol):
@@ -138,7 +142,7 @@ class StreamWorker:
     def step(self) -> None:
         """Poll once, start translating what is due, deliver what is ready, commit, pace."""
         if self._unrecovered is not None:
-            self._consumer.poll(timeout_ms=self._kafka.poll_timeout_ms, max_records=1)  # paused: stay in the group
+            self._poll_in_place()
             self._recover(self._unrecovered)
             return
         busy = self._ledger.has_pending() or self._gathering
@@ -148,8 +152,7 @@ class StreamWorker:
         else:
             timeout_ms = BUSY_POLL_MS if busy else self._kafka.poll_timeout_ms
         room = self._kafka.max_poll_records - len(self._gathering)
-        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max(1, room))
-        self._gather([record for batch in polled.values() for record in batch])
+        self._gather(self._poll(timeout_ms, max(1, room)))
         try:
             self._submit_gathered()
             self._deliver_ready()
@@ -162,6 +165,53 @@ class StreamWorker:
         self._commit()
         self._pace()
         self._measure_lag()
+
+    def _poll_in_place(self) -> None:
+        """Poll to stay in the group, every partition paused. A partition assigned during the
+        poll (a rebalance runs inside it) may still hand out records: each is sought back to its
+        first one, so none is skipped."""
+        self._consumer.pause(*self._consumer.assignment())
+        records = self._poll(self._kafka.poll_timeout_ms, 1)
+        for tp, offset in first_offsets(records).items():
+            self._consumer.seek(tp, offset)
+        self._consumer.pause(*self._consumer.assignment())
+
+    def _poll(self, timeout_ms: int, max_records: int) -> list:
+        try:
+            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except UNPARSABLE as err:
+            return self._poll_around_unparsable(err)
+        return [record for batch in polled.values() for record in batch]
+
+    def _poll_around_unparsable(self, err: Exception) -> list:
+        """The broker accepts records kafka-python cannot parse (a header key that is not UTF-8),
+        and its poll() raises for them every time. Poll the partitions one at a time to find the
+        one that raises: its record at the consumer's position is dead-lettered (bare: its bytes
+        cannot be read) and skipped; what the other partitions return meanwhile is kept."""
+        running = self._consumer.assignment() - self._consumer.paused()
+        self._consumer.pause(*running)
+        records: list = []
+        try:
+            for tp in sorted(running):
+                self._consumer.resume(tp)
+                try:
+                    records += self._poll_until_records(FIND_UNPARSABLE_POLLS)
+                except UNPARSABLE:
+                    offset = self._consumer.position(tp)
+                    records.append(UnreadableRecord(tp.topic, tp.partition, offset, f"the consumer cannot parse it: {err!r}"))
+                    self._consumer.seek(tp, offset + 1)
+                finally:
+                    self._consumer.pause(tp)
+        finally:
+            self._consumer.resume(*running)
+        return records
+
+    def _poll_until_records(self, attempts: int) -> list:
+        for _ in range(attempts):
+            polled = [r for batch in self._consumer.poll(timeout_ms=self._kafka.poll_timeout_ms).values() for r in batch]
+            if polled:
+                return polled
+        return []
 
     def _gather(self, records: list) -> None:
         if records and not self._gathering:
@@ -212,7 +262,7 @@ class StreamWorker:
 
     def _rewind(self, err: BaseException) -> None:
         """Drop what is in flight and seek back to where the Delivery says to resume. The
-        records of calls that died or timed out become suspects (decoded alone from now on)."""
+        records of calls whose translator died become suspects (decoded alone from now on)."""
         log.warning("rewinding in-flight batches after %r", err)
         self.stats.rewinds += 1
         self.stats.last_error = repr(err)
@@ -220,8 +270,6 @@ class StreamWorker:
             for record, failure in batch.failures():
                 if isinstance(failure, TranslatorCrashed):
                     self._suspects.decode_failed(record, failure.reason)
-                elif isinstance(failure, TranslatorTimeout):
-                    self._suspects.timed_out(record)
         self._seek_back()
         self._stop.wait(RETRY_BACKOFF_S)  # a failing broker or translator is not hammered
 

@@ -50,8 +50,10 @@ def assert_nothing_lost(app, run, exactly_once: bool) -> None:
 def test_at_least_once_survives_replica_kills_scale_down_and_stalled_decodes(stream_app, toy_model, translate):
     assert SLOW_DECODE_S * 1000 > MAX_POLL_INTERVAL_MS and SLOW_DECODE_S < MAX_DECODE_S
     options = dict(delivery="at_least_once", ingress_replicas=3, translator_replicas=2, loader=LOADER,
-                   limits=LIMITS, ingress={"call_timeout_s": CALL_TIMEOUT_S}, route={"max_decode_s": MAX_DECODE_S},
-                   max_poll_interval_ms=MAX_POLL_INTERVAL_MS, flush_timeout_s=3)
+                   limits=LIMITS, ingress={"call_timeout_s": CALL_TIMEOUT_S, "drain_timeout_s": 2.5},
+                   route={"max_decode_s": MAX_DECODE_S},
+                   # the worst-case drain, 2.5 s + 3 s + 2 s, fits in the 8 s poll interval
+                   max_poll_interval_ms=MAX_POLL_INTERVAL_MS, flush_timeout_s=3, max_block_ms=2_000)
     app = stream_app(toy_model.model_dir, **options)
     workload = build_workload(COUNT, translate, slow_at=(0.2, 0.21, 0.55), seed=1)
     faults = [Fault(3, "kill translator", lambda: kill_replica(app, "translator-toy")),

@@ -1,17 +1,22 @@
 """Hostile records, as other clients send them: null header values (Kafka's console producer,
 which kafka-python's producer cannot send), our own s2s-* header names holding anything, null
-and large keys, many headers, binary header values, a value near the broker's size limit. Each is
-answered or dead-lettered exactly once with its reason, the good records around them are all
-answered, and nothing is rewound.
+and large keys, many headers, binary header values, a value near the broker's size limit, and a
+header key that is not UTF-8 (kcat; the broker takes it, kafka-python's consumer cannot parse
+it). Each is answered or dead-lettered exactly once with its reason, the good records around
+them are all answered, and nothing is rewound.
 
     .venv/bin/pytest tests/integration/stream/test_stream_hostile.py -v
 """
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 from kafka import KafkaProducer
 
 from s2s.stream import headers as hdr
+from s2s.stream.kafka_admin import end_offsets
 
 from .streams import TopicReader, header, wait_for_commits
 
@@ -54,27 +59,28 @@ def produce_with_kafka_python(bootstrap: str, topic: str) -> None:
     producer.close()
 
 
-def expected_reason(record) -> str | None:
-    """None: must be answered; else the dead letter's reason."""
-    if record.value is None:
-        return "empty_text"
-    if len(record.value) > 16_384:
-        return "too_large"
-    return None
+def produce_with_kcat(bootstrap: str, topic: str) -> None:
+    """A header key of bytes that are not UTF-8, on partition 2, between two good records."""
+    for key, headers in ((b"kcat-before", []), (b"bad-header-key", [b"-H", b"\xff\xfekey=v"]), (b"kcat-after", [])):
+        subprocess.run([b"kcat", b"-P", b"-b", bootstrap.encode(), b"-t", topic.encode(), b"-p", b"2", b"-k", key,
+                        *headers], input=b"kcat text\n", check=True, timeout=60)
+
+
+# key -> the dead letter's reason (None: answered); keys not named here are good records.
+EXPECTED = {b"null-value": "empty_text", b"big-value": "too_large"}
 
 
 def test_every_hostile_record_is_answered_or_dead_lettered_once(stream_app, toy_model, kafka_broker):
     if kafka_broker.script_env is None:
         pytest.skip("the console producer runs through kafka.sh against the test's own broker")
+    if shutil.which("kcat") is None:
+        pytest.skip("kcat is not installed (make setup installs it from Debian's packages)")
     app = stream_app(toy_model, loader=IDENTITY, ingress_replicas=1)
     produce_with_console(kafka_broker, app.bootstrap, app.topics["in"])
     produce_with_kafka_python(app.bootstrap, app.topics["in"])
-
-    inputs = TopicReader(app.bootstrap, app.topics["in"])
-    sent = inputs.read_to_end(timeout_s=60)
-    inputs.close()
-    assert len(sent) == len(CONSOLE_LINES) + 44
-    assert any(value is None for record in sent for _, value in record.headers)  # the console sent a null
+    produce_with_kcat(app.bootstrap, app.topics["in"])
+    ends = end_offsets(app.bootstrap, app.topics["in"])
+    assert sum(ends.values()) == len(CONSOLE_LINES) + 44 + 3
     wait_for_commits(app.bootstrap, app, timeout_s=180)
 
     written = {}
@@ -84,16 +90,22 @@ def test_every_hostile_record_is_answered_or_dead_lettered_once(stream_app, toy_
             source = (int(header(record, hdr.SOURCE_PARTITION)), int(header(record, hdr.SOURCE_OFFSET)))
             written.setdefault(source, []).append((topic, record))
         reader.close()
-    for record in sent:
-        outs = written.get((record.partition, record.offset), [])
-        assert len(outs) == 1, (record.key and record.key[:20], [t for t, _ in outs])
-        topic, out = outs[0]
-        reason = expected_reason(record)
+    # Exactly one answer or dead letter for every offset of every partition.
+    assert sorted(written) == sorted((p, o) for p, end in ends.items() for o in range(end))
+    assert all(len(outs) == 1 for outs in written.values()), {k: v for k, v in written.items() if len(v) > 1}
+    by_key = {out.key: (topic, out) for (topic, out), in written.values() if out.key is not None}
+    for key, (topic, out) in by_key.items():
+        reason = EXPECTED.get(key)
         if reason is None:
-            assert topic == "out" and out.key == record.key and out.value == record.value.strip(), out
+            assert topic == "out", (key[:20], hdr.as_dict(out.headers))
         else:
             assert topic == "dlq" and header(out, hdr.ERROR_REASON) == reason, hdr.as_dict(out.headers)
-    big = next(out for (_, out), in written.values() if out.key == b"big-value")
+    keyless = sorted(((topic, out.value, header(out, hdr.ERROR_REASON), header(out, hdr.SOURCE_PARTITION))
+                      for (topic, out), in written.values() if out.key is None))
+    # The record with no key is answered; the unparsable one is a bare dead letter (its key unread).
+    assert keyless == [("dlq", b"", "unreadable", "2"), ("out", b"no key at all", "", keyless[1][3])]
+    assert by_key[b"kcat-after"][0] == "out" and by_key[b"null-header"][0] == "out"
+    big = by_key[b"big-value"][1]
     assert len(big.value) < BIG_VALUE and header(big, hdr.ORIGINAL_SIZE).startswith(f"key=9 value={BIG_VALUE}")
     stats = [s for s in app.stats() if isinstance(s, dict)]
     assert sum(s["rewinds"] for s in stats) == 0, stats

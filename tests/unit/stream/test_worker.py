@@ -121,16 +121,16 @@ def test_a_record_whose_decode_keeps_hanging_is_dead_lettered_as_decode_timeout(
     assert dead.value == b"hang" and dict(dead.headers)["s2s-error-reason"] == b"decode_timeout"
 
 
-def test_a_timed_out_call_blames_nobody_but_decodes_its_records_alone():
+def test_a_timed_out_call_blames_nobody_and_is_retried_as_it_was():
+    # Isolating the records of timed-out calls made them queue one at a time in the quarantine,
+    # where more calls timed out: a crashed translator then slowed the whole stream to a crawl.
     translator = FailingTranslator(bad="slow", error=lambda: TranslatorTimeout("no answer"))
-    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a", b"slow"])] * 3, translator)
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a", b"slow"])] * 2, translator)
     worker.step()
-    assert worker.stats.rewinds == 1 and worker._suspects.ids() == {("in", 0, 0), ("in", 0, 1)}
-    worker.step()  # both alone now; "slow" times out again: still no blame, never dead-lettered
-    assert translator.alone[-2:] == [True, True] and delivery.values("dlq") == []
+    assert worker.stats.rewinds == 1 and not worker._suspects
     translator.bad = None  # the queue it waited in drained
     worker.step()
-    assert delivery.values("out") == [b"A", b"SLOW"] and not worker._suspects
+    assert translator.alone == [False, False] and delivery.values("out") == [b"A", b"SLOW"]
 
 
 def test_suspects_of_a_partition_given_up_are_forgotten():
@@ -201,7 +201,29 @@ def test_while_the_delivery_cannot_say_where_to_resume_partitions_stay_paused():
     worker.step()
     assert consumer.paused_set == {P0, P1} and consumer.seeks == []
     worker.step()
-    assert consumer.seeks == [(P0, 5)] and worker._unrecovered is None
+    assert consumer.seeks[-1] == (P0, 5) and worker._unrecovered is None
+
+
+def test_records_polled_while_recovering_are_sought_back_not_skipped():
+    from kafka.errors import KafkaTimeoutError
+
+    delivery = FakeDelivery(commits_offsets=True)
+    delivery.fail_next = 1
+    worker, consumer, _, _ = make_worker([records("in", 0, 4, [b"a"]), records("in", 1, 9, [b"new"])],
+                                         delivery=delivery)
+    answers = iter([KafkaTimeoutError("brokers away"), None])
+
+    def recover(consumer_, positions):
+        error = next(answers)
+        if error:
+            raise error
+        return positions, positions
+
+    delivery.recover = recover
+    worker.step()  # delivery fails, recovery fails: paused
+    consumer.paused_set.clear()  # as for a partition newly assigned during the next poll
+    worker.step()  # its record arrives while recovering: sought back, not dropped
+    assert (P1, 9) in consumer.seeks and worker._unrecovered is None
 
 
 def test_partitions_pause_while_too_much_is_in_flight_and_resume_after():
@@ -331,3 +353,39 @@ def test_lag_counts_records_behind_the_highwater_including_those_in_flight():
     worker.step()
     assert worker.lag == 8  # 10 and 11 answered and acknowledged
     assert worker._observer.polled_counts == [2] and worker._observer.delivered_counts == [(2, 2)]
+
+
+class PoisonedConsumer(FakeConsumer):
+    """Like kafka-python when partition 1 holds a record it cannot parse (a header key that is
+    not UTF-8): every poll that may fetch from that partition raises."""
+
+    def __init__(self, polls, assigned, bad_offset):
+        super().__init__(polls, assigned)
+        self.bad_offset = bad_offset
+
+    def poll(self, timeout_ms=0, max_records=None):
+        from kafka.errors import CorruptRecordError
+
+        if P1 not in self.paused_set and not any(tp == P1 and off > self.bad_offset for tp, off in self.seeks):
+            raise CorruptRecordError("Found invalid record structure: UnicodeDecodeError(...)")
+        return super().poll(timeout_ms, max_records)
+
+    def position(self, tp):
+        return self.bad_offset
+
+
+def test_a_record_the_consumer_cannot_parse_is_dead_lettered_and_skipped():
+    worker, _, delivery, _ = make_worker([])
+    consumer = PoisonedConsumer([records("in", 0, 0, [b"a"]), records("in", 1, 8, [b"b"])], {P0, P1}, bad_offset=7)
+    worker._consumer = consumer
+    worker.step()  # raises inside, finds P1, skips its offset 7; P0's record is kept
+    assert (P1, 8) in consumer.seeks and consumer.paused_set == set()
+    worker.step()
+    assert delivery.values("out") == [b"A", b"B"]
+    (dead,) = delivery.records("dlq")
+    headers = dict(dead.headers)
+    assert headers["s2s-error-reason"] == b"unreadable" and headers["s2s-source-offset"] == b"7"
+    committed = {}
+    for commit in consumer.commits:
+        committed.update(commit)
+    assert committed == {P0: 1, P1: 9}
