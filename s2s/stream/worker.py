@@ -60,7 +60,6 @@ RETRY_BACKOFF_S = 0.5
 LAG_EVERY_S = 1.0    # how often the lag is measured (it feeds the autoscaler and the gauges)
 # What kafka-python's poll() raises for a record it cannot parse (and would raise again forever).
 UNPARSABLE = (CorruptRecordError, UnicodeDecodeError)
-FIND_UNPARSABLE_POLLS = 20  # per partition, while it returns nothing: the failed fetch is sent again
 
 
 class Observer(Protocol):
@@ -184,34 +183,22 @@ class StreamWorker:
         return [record for batch in polled.values() for record in batch]
 
     def _poll_around_unparsable(self, err: Exception) -> list:
-        """The broker accepts records kafka-python cannot parse (a header key that is not UTF-8),
-        and its poll() raises for them every time. Poll the partitions one at a time to find the
-        one that raises: its record at the consumer's position is dead-lettered (bare: its bytes
-        cannot be read) and skipped; what the other partitions return meanwhile is kept."""
-        running = self._consumer.assignment() - self._consumer.paused()
-        self._consumer.pause(*running)
-        records: list = []
-        try:
-            for tp in sorted(running):
-                self._consumer.resume(tp)
-                try:
-                    records += self._poll_until_records(FIND_UNPARSABLE_POLLS)
-                except UNPARSABLE:
-                    offset = self._consumer.position(tp)
-                    records.append(UnreadableRecord(tp.topic, tp.partition, offset, f"the consumer cannot parse it: {err!r}"))
-                    self._consumer.seek(tp, offset + 1)
-                finally:
-                    self._consumer.pause(tp)
-        finally:
-            self._consumer.resume(*running)
-        return records
-
-    def _poll_until_records(self, attempts: int) -> list:
-        for _ in range(attempts):
-            polled = [r for batch in self._consumer.poll(timeout_ms=self._kafka.poll_timeout_ms).values() for r in batch]
-            if polled:
-                return polled
-        return []
+        """The broker accepts records kafka-python cannot parse (a header key that is not UTF-8).
+        kafka-python 3.0.12's poll() then raises once and keeps the failed records as its
+        fetcher's current ones, so it never fetches that partition again: a silent stall. The
+        record at that partition's position is dead-lettered (bare: its bytes cannot be read)
+        and skipped; the seek past it also clears the stuck fetch."""
+        current = getattr(getattr(self._consumer, "_fetcher", None), "_next_partition_records", None)
+        tp = getattr(current, "topic_partition", None)
+        if tp is None or tp not in self._consumer.assignment():
+            log.error("poll() failed on a record it cannot parse, partition unknown: %r", err)
+            self.stats.last_error = repr(err)
+            return []
+        offset = self._consumer.position(tp)
+        log.warning("%s-%d offset %d cannot be parsed (%r): dead-lettered and skipped", tp.topic, tp.partition,
+                    offset, err)
+        self._consumer.seek(tp, offset + 1)
+        return [UnreadableRecord(tp.topic, tp.partition, offset, f"the consumer cannot parse it: {err!r}")]
 
     def _gather(self, records: list) -> None:
         if records and not self._gathering:

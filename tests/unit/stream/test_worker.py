@@ -356,17 +356,21 @@ def test_lag_counts_records_behind_the_highwater_including_those_in_flight():
 
 
 class PoisonedConsumer(FakeConsumer):
-    """Like kafka-python when partition 1 holds a record it cannot parse (a header key that is
-    not UTF-8): every poll that may fetch from that partition raises."""
+    """Like kafka-python 3.0.12 when partition 1 holds a record it cannot parse (a header key
+    that is not UTF-8): poll() raises once, and the fetcher keeps P1's failed records as its
+    current ones (fetching P1 no more) until a seek moves past the record."""
 
     def __init__(self, polls, assigned, bad_offset):
         super().__init__(polls, assigned)
-        self.bad_offset = bad_offset
+        self.bad_offset, self.raised = bad_offset, False
+        self._fetcher = type("Fetcher", (), {"_next_partition_records": None})()
 
     def poll(self, timeout_ms=0, max_records=None):
         from kafka.errors import CorruptRecordError
 
-        if P1 not in self.paused_set and not any(tp == P1 and off > self.bad_offset for tp, off in self.seeks):
+        if not self.raised:
+            self.raised = True
+            self._fetcher._next_partition_records = type("Records", (), {"topic_partition": P1})()
             raise CorruptRecordError("Found invalid record structure: UnicodeDecodeError(...)")
         return super().poll(timeout_ms, max_records)
 
@@ -378,8 +382,9 @@ def test_a_record_the_consumer_cannot_parse_is_dead_lettered_and_skipped():
     worker, _, delivery, _ = make_worker([])
     consumer = PoisonedConsumer([records("in", 0, 0, [b"a"]), records("in", 1, 8, [b"b"])], {P0, P1}, bad_offset=7)
     worker._consumer = consumer
-    worker.step()  # raises inside, finds P1, skips its offset 7; P0's record is kept
-    assert (P1, 8) in consumer.seeks and consumer.paused_set == set()
+    worker.step()  # poll raises: P1's offset 7 is dead-lettered and skipped
+    assert consumer.seeks == [(P1, 8)]
+    worker.step()
     worker.step()
     assert delivery.values("out") == [b"A", b"B"]
     (dead,) = delivery.records("dlq")
