@@ -49,19 +49,29 @@ class KafkaBroker:
 def start_test_broker(name: str = "test", extra_env: dict[str, str] | None = None) -> KafkaBroker:
     """Start a broker of the caller only, on fresh ports (KAFKA_SASL_PORT too, used when
     ``extra_env`` sets KAFKA_SASL_USERS), under .kafka/<name>-<port>/."""
-    last_error = ""
-    for _attempt in range(3):  # another process may grab a free port before the broker binds it
+
+    def start() -> tuple[KafkaBroker, subprocess.CompletedProcess]:
         port, controller_port, sasl_port = free_ports(3)
         env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller_port),
                    KAFKA_SASL_PORT=str(sasl_port), KAFKA_HOME_DIR=str(REPO_DIR / ".kafka" / f"{name}-{port}"),
                    **(extra_env or {}))
         broker = KafkaBroker(f"127.0.0.1:{port}", env)
-        result = broker.kafka_sh("start", timeout=KAFKA_START_TIMEOUT_S)
+        return broker, broker.kafka_sh("start", timeout=KAFKA_START_TIMEOUT_S)
+
+    return _start_on_free_ports(start, stop_test_broker, "broker")
+
+
+def _start_on_free_ports(start: Callable[[], tuple], stop: Callable, what: str):
+    """``start()`` -> (node, its kafka.sh result), tried three times: another process may grab a
+    free port before the broker binds it."""
+    last_error = ""
+    for _attempt in range(3):
+        node, result = start()
         if result.returncode == 0:
-            return broker
+            return node
         last_error = result.stderr
-        stop_test_broker(broker)
-    raise RuntimeError(f"could not start a test Kafka broker:\n{last_error}")
+        stop(node)
+    raise RuntimeError(f"could not start a test Kafka {what}:\n{last_error}")
 
 
 def stop_test_broker(broker: KafkaBroker) -> None:
@@ -242,8 +252,8 @@ class KafkaCluster(KafkaBroker):
 
 def start_test_cluster(name: str = "cluster3") -> KafkaCluster:
     """Start a cluster of the caller only, on fresh ports, under .kafka/<name>-<port>/."""
-    last_error = ""
-    for _attempt in range(3):  # another process may grab a free port before a broker binds it
+
+    def start() -> tuple[KafkaCluster, subprocess.CompletedProcess]:
         ports = free_ports(2 * CLUSTER_SIZE)
         client_ports, controller_ports = ports[:CLUSTER_SIZE], ports[CLUSTER_SIZE:]
         home = REPO_DIR / ".kafka" / f"{name}-{client_ports[0]}"
@@ -252,12 +262,9 @@ def start_test_cluster(name: str = "cluster3") -> KafkaCluster:
                    KAFKA_CLUSTER_CONTROLLER_PORTS=",".join(map(str, controller_ports)),
                    KAFKA_START_TIMEOUT="180", KAFKA_STOP_TIMEOUT="20")
         cluster = KafkaCluster(",".join(f"127.0.0.1:{port}" for port in client_ports), env)
-        result = cluster.kafka_sh("cluster-start", str(CLUSTER_SIZE), timeout=KAFKA_START_TIMEOUT_S)
-        if result.returncode == 0:
-            return cluster
-        last_error = result.stderr
-        stop_test_cluster(cluster)
-    raise RuntimeError(f"could not start a test Kafka cluster:\n{last_error}")
+        return cluster, cluster.kafka_sh("cluster-start", str(CLUSTER_SIZE), timeout=KAFKA_START_TIMEOUT_S)
+
+    return _start_on_free_ports(start, stop_test_cluster, "cluster")
 
 
 def stop_test_cluster(cluster: KafkaCluster) -> None:

@@ -339,6 +339,22 @@ lock_home() {
     flock 9
 }
 
+# boot WHAT PORT...: refuse taken ports, write the config, format once, launch, wait until it
+# answers; sets BOOT_S to the seconds the broker took to start.
+boot() {
+    local what="$1"
+    shift
+    for p in "$@"; do
+        port_open "$p" && die "port $p on $HOST ($what) is taken by another process"
+    done
+    write_config
+    format_storage
+    local t0=$SECONDS
+    launch
+    wait_ready
+    BOOT_S=$((SECONDS - t0))
+}
+
 cmd_start() {
     cmd_fetch
     lock_home
@@ -348,15 +364,8 @@ cmd_start() {
     fi
     local ports=("$PORT" "$CONTROLLER_PORT")
     [[ -z "$SASL_USERS" ]] || ports+=("$SASL_PORT")
-    for p in "${ports[@]}"; do
-        port_open "$p" && die "port $p on $HOST is taken by another process"
-    done
-    write_config
-    format_storage
-    local t0=$SECONDS
-    launch
-    wait_ready
-    log "Apache Kafka $KAFKA_VERSION up on $(client_listeners) (pid $(cat "$PID_FILE"), ${SECONDS}s total, $((SECONDS - t0))s broker start; log $LOG_FILE)"
+    boot "the broker" "${ports[@]}"
+    log "Apache Kafka $KAFKA_VERSION up on $(client_listeners) (pid $(cat "$PID_FILE"), ${SECONDS}s total, ${BOOT_S}s broker start; log $LOG_FILE)"
 }
 
 cmd_stop() {
@@ -595,15 +604,8 @@ cmd_broker() {
                 log "broker $id already running (pid $(broker_pid)) on $BOOTSTRAP"
                 return 0
             fi
-            for p in "$PORT" "$CONTROLLER_PORT"; do
-                port_open "$p" && die "port $p on $HOST (broker $id) is taken by another process"
-            done
-            write_config
-            format_storage
-            local t0=$SECONDS
-            launch
-            wait_ready
-            log "broker $id up on $BOOTSTRAP (pid $(cat "$PID_FILE"), $((SECONDS - t0))s)" ;;
+            boot "broker $id" "$PORT" "$CONTROLLER_PORT"
+            log "broker $id up on $BOOTSTRAP (pid $(cat "$PID_FILE"), ${BOOT_S}s)" ;;
     esac
 }
 

@@ -11,10 +11,11 @@ import time
 import uuid
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from s2s.stream.kafka_admin import create_topics, delete_topics, end_offsets
+from tests.integration.stream.streams import TopicReader
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -87,24 +88,12 @@ def test_acked_records_survive_sigkill_of_the_leader_which_then_rejoins(kafka_cl
 
     assert sorted(offsets) == list(range(len(sent)))  # the idempotent producer wrote each once
     assert end_offsets(kafka_cluster3.bootstrap, topic) == {0: len(sent)}
-    assert [(r.key, r.value) for r in _read_all(kafka_cluster3.bootstrap, topic, len(sent))] == sent
+    reader = TopicReader(kafka_cluster3.bootstrap, topic)
+    received = reader.read_until(lambda records: len(records) >= len(sent), timeout_s=60)
+    reader.close()
+    assert [(r.key, r.value) for r in received] == sent
     # The restarted broker fetches what it missed and is back in sync.
     deadline = time.monotonic() + 60
     while kafka_cluster3.in_sync_replicas(topic, 0) != [1, 2, 3]:
         assert time.monotonic() < deadline, kafka_cluster3.in_sync_replicas(topic, 0)
         time.sleep(0.5)  # the ISR has no event to wait on
-
-
-def _read_all(bootstrap: str, topic: str, count: int, timeout_s: float = 60) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        consumer.assign([TopicPartition(topic, 0)])
-        consumer.seek_to_beginning()
-        records: list = []
-        deadline = time.monotonic() + timeout_s
-        while len(records) < count and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
