@@ -26,6 +26,8 @@ from .security import KafkaSecurity, KafkaSecurityError
 AT_LEAST_ONCE = "at_least_once"
 EXACTLY_ONCE = "exactly_once"
 DEFAULT_LOADER = "s2s.stream.models:load_checkpoint_model"
+TRANSLATOR_HEALTH_PERIOD_S = 5  # Serve checks each translator replica this often (app.py)
+HEALTH_CHECKS_TO_KILL = 3       # Serve replaces a replica after this many failed checks in a row
 _TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 
@@ -220,9 +222,14 @@ class StreamConfig:
         _check_routes_distinct(self.routes, self.kafka.dead_letter_topic)
         _check_drain_bound(self.kafka, self.ingress)
         for route in self.routes:
-            if route.max_decode_s >= self.ingress.call_timeout_s:
-                raise StreamConfigError(f"routes[{route.name}].max_decode_s ({route.max_decode_s:g}) must be under "
-                                        f"ingress.call_timeout_s ({self.ingress.call_timeout_s:g})")
+            # A hung decode must be killed while its call is still awaited, so that the kill is
+            # blamed on its records (suspects.py) rather than ignored as a timeout.
+            killed_by_s = route.max_decode_s + TRANSLATOR_HEALTH_PERIOD_S * (HEALTH_CHECKS_TO_KILL + 1)
+            if killed_by_s >= self.ingress.call_timeout_s:
+                raise StreamConfigError(
+                    f"routes[{route.name}].max_decode_s ({route.max_decode_s:g}) + {killed_by_s - route.max_decode_s:g} s "
+                    f"for the health checks to replace the replica must be under ingress.call_timeout_s "
+                    f"({self.ingress.call_timeout_s:g})")
         return self
 
     def input_topics(self) -> list[str]:

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")   # where `ray up` puts the head's config
 UNBOUNDED_NODES = 10_000     # a node group whose max count is -1 (no limit)
+READONLY_NODE_TYPE_PREFIX = "node_"  # Ray's readonly provider: format_readonly_node_type(node_id)
 
 
 class ClusterTooSmall(ValueError):
@@ -185,16 +186,22 @@ def read_launcher_config(path: Path = BOOTSTRAP_CONFIG) -> dict[str, Any] | None
 
 
 def autoscaler_runs(status_json: bytes | None, v2_flag: bytes | None) -> bool:
-    """An autoscaler is active: v2 announces itself in the GCS, v1's monitor writes a report
-    of its autoscaler (a head without `--autoscaling-config` writes load metrics only)."""
+    """An autoscaler that can add nodes is active: v2 announces itself in the GCS, v1's monitor
+    writes a report of its autoscaler. A head started without an autoscaling config (`ray
+    start --head`, `ray.cluster_utils.Cluster`) also writes one, from Ray's readonly provider,
+    which launches nothing and names each node type after its node id."""
     if v2_flag == b"1":
         return True
     if not status_json:
         return False
     try:
-        return bool(json.loads(status_json).get("autoscaler_report"))
+        report = json.loads(status_json).get("autoscaler_report")
     except ValueError:
         return False
+    if not report:
+        return False
+    types = [*(report.get("active_nodes") or {}), *(report.get("idle_nodes") or {})]
+    return not (types and all(t.startswith(READONLY_NODE_TYPE_PREFIX) for t in types))
 
 
 def capacity_of_cluster(bootstrap_config: Path = BOOTSTRAP_CONFIG) -> Capacity:

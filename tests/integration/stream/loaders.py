@@ -61,3 +61,17 @@ def load_slow_toy(path: str, device: str = "cpu"):
 def load_slow_identity(path: str, device: str = "cpu"):
     """Texts back unchanged, 0.5 s per decode batch: slow enough that a burst builds up lag."""
     return Slow(IdentityModel(name=path or "identity"), delay_s=0.5)
+
+
+class HangsOnTrigger(FailsOnTrigger):
+    """The real toy model, except that a batch holding "boom" never returns, the way a
+    deadlocked native kernel would: only the translator's health check can end it."""
+
+    def best(self, texts, beam=None, max_len=None):
+        if any(TRIGGER in text.split() for text in texts):
+            time.sleep(3600)
+        return self._model.best(texts, beam=beam, max_len=max_len)
+
+
+def load_hanging_toy(path: str, device: str = "cpu"):
+    return HangsOnTrigger(load_checkpoint_model(path, device))

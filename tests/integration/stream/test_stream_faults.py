@@ -114,3 +114,20 @@ def test_with_three_ingress_replicas_only_the_killer_is_dead_lettered(stream_app
     assert [r.key for r in dead.read_to_end(timeout_s=30)] == [b"killer"], [r.key for r in dead_letters]
     dead.close()
     assert header(dead_letters[0], hdr.ERROR_REASON) == "model_crash"
+
+
+def test_a_text_whose_decode_hangs_is_dead_lettered_as_decode_timeout(stream_app, toy_model):
+    """Without the health check the translator would stay wedged and the ingress would retry the
+    call forever. Past max_decode_s the replica fails its checks and Serve replaces it; the call
+    that held the text fails as a kill, and after max_decode_crashes such kills (the quarantine's,
+    one record each) the text is dead-lettered while the rest is answered."""
+    app = stream_app(toy_model, loader="tests.integration.stream.loaders:load_hanging_toy",
+                     route={"max_decode_s": 3}, ingress={"call_timeout_s": 30, "max_decode_crashes": 2})
+    texts = toy_texts(30, seed=9)
+    good = [(f"good-{i}".encode(), text.encode()) for i, text in enumerate(texts)]
+    produce(app.bootstrap, app.topics["in"], good[:15] + [(b"hang", b"1 boom 2")] + good[15:])
+
+    answers = read_answers(app.bootstrap, app.topics["out"], {k for k, _ in good}, timeout_s=240)
+    dead = read_answers(app.bootstrap, app.topics["dlq"], {b"hang"}, timeout_s=120)
+    assert {r.key for r in answers} == {k for k, _ in good}, repr(app.stats())
+    assert [r.key for r in dead] == [b"hang"] and header(dead[0], hdr.ERROR_REASON) == "decode_timeout"

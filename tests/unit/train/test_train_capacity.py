@@ -124,6 +124,12 @@ def test_autoscaler_is_recognized_by_its_report():
     assert autoscaler_runs(v1.encode(), None) is True
     assert autoscaler_runs(json.dumps({"load_metrics_report": {}}).encode(), None) is False
     assert autoscaler_runs(None, b"1") is True
+    # `ray start --head` / ray.cluster_utils.Cluster: the monitor reports through Ray's readonly
+    # provider, which can add no node (the report the Ray 2.60 monitor wrote for such a cluster).
+    readonly = {"autoscaler_report": {"active_nodes": {"node_04223ef294c01934f36fddd5": 1}, "idle_nodes": None}}
+    assert autoscaler_runs(json.dumps(readonly).encode(), b"0") is False
+    real = {"autoscaler_report": {"active_nodes": {"head": 1, "cpu_worker": 2}, "idle_nodes": None}}
+    assert autoscaler_runs(json.dumps(real).encode(), b"0") is True
     assert autoscaler_runs(None, None) is False and autoscaler_runs(b"{bad", b"0") is False
 
 
