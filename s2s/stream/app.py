@@ -20,7 +20,8 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from .config import TRANSLATOR_HEALTH_PERIOD_S, AutoscalingBounds, StreamConfig, stream_config_from_dict
+from .config import (TRANSLATOR_HEALTH_PERIOD_S, TRANSLATOR_SHUTDOWN_S, AutoscalingBounds, StreamConfig,
+                     stream_config_from_dict)
 from .deployments import KafkaIngress, TranslatorDeployment
 from .kafka_clients import resolve_bootstrap, resolve_security
 from .lag_policy import POLICY_PATH
@@ -89,6 +90,7 @@ def _translator(route, loader: str | Loader | None) -> Application:
         max_ongoing_requests=route.max_ongoing_requests,
         ray_actor_options={"num_cpus": route.num_cpus, "num_gpus": route.num_gpus},
         health_check_period_s=TRANSLATOR_HEALTH_PERIOD_S,
+        graceful_shutdown_timeout_s=TRANSLATOR_SHUTDOWN_S,
     )
     return deployment.bind(route, loader)
 
@@ -105,6 +107,7 @@ def _quarantine(route, loader: str | Loader | None) -> Application:
         max_ongoing_requests=1,
         ray_actor_options={"num_cpus": route.quarantine_num_cpus},
         health_check_period_s=TRANSLATOR_HEALTH_PERIOD_S,
+        graceful_shutdown_timeout_s=TRANSLATOR_SHUTDOWN_S,
     )
     return deployment.bind(quarantined, loader, "quarantine")
 

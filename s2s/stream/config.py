@@ -28,6 +28,7 @@ EXACTLY_ONCE = "exactly_once"
 DEFAULT_LOADER = "s2s.stream.models:load_checkpoint_model"
 TRANSLATOR_HEALTH_PERIOD_S = 5  # Serve checks each translator replica this often (app.py)
 HEALTH_CHECKS_TO_KILL = 3       # Serve replaces a replica after this many failed checks in a row
+TRANSLATOR_SHUTDOWN_S = 10      # ...after letting its calls run this long (graceful_shutdown_timeout_s)
 _TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 
@@ -224,11 +225,12 @@ class StreamConfig:
         for route in self.routes:
             # A hung decode must be killed while its call is still awaited, so that the kill is
             # blamed on its records (suspects.py) rather than ignored as a timeout.
-            killed_by_s = route.max_decode_s + TRANSLATOR_HEALTH_PERIOD_S * (HEALTH_CHECKS_TO_KILL + 1)
+            killed_by_s = (route.max_decode_s + TRANSLATOR_HEALTH_PERIOD_S * (HEALTH_CHECKS_TO_KILL + 1)
+                           + TRANSLATOR_SHUTDOWN_S)
             if killed_by_s >= self.ingress.call_timeout_s:
                 raise StreamConfigError(
                     f"routes[{route.name}].max_decode_s ({route.max_decode_s:g}) + {killed_by_s - route.max_decode_s:g} s "
-                    f"for the health checks to replace the replica must be under ingress.call_timeout_s "
+                    f"for the health checks and the shutdown to replace the replica must be under ingress.call_timeout_s "
                     f"({self.ingress.call_timeout_s:g})")
         return self
 

@@ -29,7 +29,7 @@ MAX_POLL_INTERVAL_MS = 8_000
 # call timeout leaves room for the health checks to kill a decode past that limit (as the
 # config requires). Calls that time out are covered by tests/unit/stream/test_worker.py.
 MAX_DECODE_S = 12
-CALL_TIMEOUT_S = 35
+CALL_TIMEOUT_S = 45
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,7 @@ class StreamApp:
         from s2s.stream.config import stream_config_from_dict
 
         route = {"name": "toy", "input_topic": topics["in"], "output_topic": topics["out"], "model": model,
-                 "device": "cpu", "num_cpus": 1, "num_replicas": translator_replicas, "max_decode_s": 35,
+                 "device": "cpu", "num_cpus": 1, "num_replicas": translator_replicas, "max_decode_s": 25,
                  **(route or {})}
         if loader:
             route["loader"] = loader

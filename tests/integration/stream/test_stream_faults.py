@@ -122,7 +122,7 @@ def test_a_text_whose_decode_hangs_is_dead_lettered_as_decode_timeout(stream_app
     that held the text fails as a kill, and after max_decode_crashes such kills (the quarantine's,
     one record each) the text is dead-lettered while the rest is answered."""
     app = stream_app(toy_model, loader="tests.integration.stream.loaders:load_hanging_toy",
-                     route={"max_decode_s": 3}, ingress={"call_timeout_s": 30, "max_decode_crashes": 2})
+                     route={"max_decode_s": 3}, ingress={"call_timeout_s": 45, "max_decode_crashes": 2})
     texts = toy_texts(30, seed=9)
     good = [(f"good-{i}".encode(), text.encode()) for i, text in enumerate(texts)]
     produce(app.bootstrap, app.topics["in"], good[:15] + [(b"hang", b"1 boom 2")] + good[15:])

@@ -133,5 +133,5 @@ def test_more_workers_than_the_cluster_holds_fail_fast(ray_cluster, toy_data, tm
     code = main(["train", "--ray", "--config", str(config), "--out", str(tmp_path / "run"),
                  "--workers", "5"])
     assert code == 2 and time.monotonic() - started < 60
-    assert ("5 workers requested (1 CPU each, PACK), but the cluster (2 nodes, 4 CPUs, 0 GPUs) "
-            "can hold at most 4") in capsys.readouterr().err
+    assert ("5 workers requested (1 CPU each, PACK), but the cluster (2 live nodes, 4 CPUs, 0 GPUs; "
+            "no autoscaler) can hold at most 4") in capsys.readouterr().err

@@ -91,6 +91,6 @@ def test_exactly_once_needs_a_transaction_timeout_under_the_flush_timeout():
 
 
 def test_the_decode_limit_must_end_before_the_ingress_gives_up_on_the_call():
-    with pytest.raises(StreamConfigError, match=r"routes\[en-fr\].max_decode_s \(100\) \+ 20 s for the health"):
-        stream_config_from_dict({"routes": [route(max_decode_s=100)]})
-    stream_config_from_dict({"routes": [route(max_decode_s=99)]})
+    with pytest.raises(StreamConfigError, match=r"routes\[en-fr\].max_decode_s \(90\) \+ 30 s for the health"):
+        stream_config_from_dict({"routes": [route(max_decode_s=90)]})
+    stream_config_from_dict({"routes": [route(max_decode_s=89)]})
