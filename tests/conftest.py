@@ -214,7 +214,7 @@ class KafkaCluster(KafkaBroker):
         return self._partition(topic, partition)["leader_id"]
 
     def in_sync_replicas(self, topic: str, partition: int) -> list[int]:
-        return sorted(self._partition(topic, partition)["isr_nodes"])
+        return sorted(self._partition(topic, partition).get("isr_nodes", []))
 
     def transaction_coordinator(self, transactional_id: str, timeout_s: float = 60) -> int:
         """The id of the broker coordinating ``transactional_id``'s transactions (FindCoordinator,
@@ -241,7 +241,8 @@ class KafkaCluster(KafkaBroker):
     def _partition(self, topic: str, partition: int) -> dict:
         with self._admin() as admin:
             (described,) = admin.describe_topics([topic])
-        return next(p for p in described["partitions"] if p["partition_index"] == partition)
+        # {} while the broker answering has not heard of the new topic's partitions yet
+        return next((p for p in described["partitions"] if p["partition_index"] == partition), {})
 
     def _admin(self):
         from kafka import KafkaAdminClient

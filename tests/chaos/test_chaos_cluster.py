@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from s2s.stream.kafka_admin import create_topics, delete_topics, end_offsets
-from tests.integration.stream.streams import StreamApp
+from tests.integration.stream.streams import StreamApp, wait_for
 
 from .driver import Fault, chaos_run
 from .test_chaos import LIMITS, LOADER, PACE_PER_S, assert_nothing_lost, translate  # noqa: F401 - a fixture
@@ -49,7 +49,8 @@ def cluster_app(ray_serve, kafka_cluster3) -> Iterator[Callable[..., StreamApp]]
     def deploy(model, **options) -> StreamApp:
         topics = {role: f"chaos3-{role}-{uuid.uuid4().hex[:8]}" for role in ("in", "out", "dlq")}
         create_topics(kafka_cluster3.bootstrap, topics.values(), partitions=3)  # RF 3, min ISR 2
-        assert kafka_cluster3.in_sync_replicas(topics["in"], 0) == [1, 2, 3]
+        # Another broker's metadata may not list a new topic's partitions for a moment.
+        assert wait_for(lambda: kafka_cluster3.in_sync_replicas(topics["in"], 0) == [1, 2, 3], timeout_s=30)
         app = StreamApp.start(f"s2s-{uuid.uuid4().hex[:8]}", kafka_cluster3.bootstrap, topics, str(model),
                               **options)
         deployed.append(app)
