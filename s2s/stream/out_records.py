@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import headers as hdr
-from .messages import Rejection, Request
+from .messages import Reason, Rejection, Request
 
 RECORD_OVERHEAD = 512  # bytes a record batch adds around one record (headers' framing, varints, batch header)
 
@@ -54,7 +54,9 @@ def bare_dead_letter(record, rejection: Rejection, topic: str) -> OutRecord:
     """A dead letter that copies nothing of the input: the last step when even a cut copy is
     refused. The input is still in its topic at the offset the headers name."""
     corr = hdr.correlation_id(record, None)
-    headers = hdr.error_headers(record, corr, rejection.reason, rejection.detail) + [_sizes(record)]
+    headers = hdr.error_headers(record, corr, rejection.reason, rejection.detail)
+    if rejection.reason is not Reason.UNREADABLE:  # an unparsed record's sizes are unknown
+        headers.append(_sizes(record))
     return OutRecord(topic, None, b"", headers)
 
 

@@ -58,7 +58,7 @@ BUSY_POLL_MS = 5     # poll wait while answers may be ready: bounds the latency 
 PAUSED_WAIT_S = 0.1  # longest wait for an answer while paused, between polls that keep the group
 RETRY_BACKOFF_S = 0.5
 LAG_EVERY_S = 1.0    # how often the lag is measured (it feeds the autoscaler and the gauges)
-# What kafka-python's poll() raises for a record it cannot parse (and would raise again forever).
+# What kafka-python's poll() raises, once, for a record it cannot parse (then it stalls that partition).
 UNPARSABLE = (CorruptRecordError, UnicodeDecodeError)
 
 

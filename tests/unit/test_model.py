@@ -54,8 +54,12 @@ def test_encoder_ignores_padding():
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_teacher_forcing_equals_step_by_step(attention, input_feeding):
     """The parallel (or fed) training path computes what search computes one step at a time."""
-    model = tiny_model(attention=attention, input_feeding=input_feeding,
-                       dec_hidden=12, enc_hidden=6)
+    assert_teacher_forcing_matches_steps(tiny_model(attention=attention, input_feeding=input_feeding,
+                                                    dec_hidden=12, enc_hidden=6))
+
+
+def assert_teacher_forcing_matches_steps(model) -> None:
+    """Every target step's training scores give the log-probs decode_step gives (test_pointer too)."""
     src, lengths = random_batch()
     tgt_in = torch.randint(4, 13, (4, 5))
     tgt_in[:, 0] = BOS_ID

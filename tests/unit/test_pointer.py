@@ -11,6 +11,7 @@ from s2s.training import LRSchedule, train_step
 from s2s.vocabulary import BOS_ID, EOS_ID
 
 from .conftest import random_batch, tiny_model
+from .test_model import assert_teacher_forcing_matches_steps
 
 ATTENTIONS = ["bahdanau", "luong_general"]
 
@@ -55,17 +56,8 @@ def test_copy_mass_goes_to_the_source_ids():
 @pytest.mark.parametrize("input_feeding", [False, True])
 @pytest.mark.parametrize("coverage", [False, True])
 def test_teacher_forcing_equals_step_by_step(attention, input_feeding, coverage):
-    model = tiny_model(attention=attention, input_feeding=input_feeding, copy_attention=True,
-                       coverage=coverage)
-    src, lengths = random_batch()
-    tgt_in = torch.randint(4, 13, (4, 5))
-    tgt_in[:, 0] = BOS_ID
-    scores = model(src, lengths, tgt_in)
-    enc = model.encode(src, lengths)
-    state, feed = model.start(enc)
-    for t in range(tgt_in.size(1)):
-        log_probs, state, feed, _ = model.decode_step(tgt_in[:, t], state, feed, enc)
-        assert torch.allclose(log_probs, torch.log_softmax(scores[:, t], -1), atol=1e-5)
+    assert_teacher_forcing_matches_steps(tiny_model(attention=attention, input_feeding=input_feeding,
+                                                    copy_attention=True, coverage=coverage))
 
 
 @pytest.mark.parametrize("coverage", [False, True])

@@ -17,8 +17,11 @@ class FailsOnTrigger:
 
     def best(self, texts, beam=None, max_len=None):
         if any(TRIGGER in text.split() for text in texts):
-            raise ValueError("the model cannot decode 'boom'")
+            self.on_trigger()
         return self._model.best(texts, beam=beam, max_len=max_len)
+
+    def on_trigger(self) -> None:
+        raise ValueError("the model cannot decode 'boom'")
 
 
 def load_failing_toy(path: str, device: str = "cpu"):
@@ -29,10 +32,8 @@ class DiesOnTrigger(FailsOnTrigger):
     """The real toy model, except that a batch holding "boom" kills the replica's process, the
     way a segfault in native code or the kernel's OOM killer would: nothing can be caught."""
 
-    def best(self, texts, beam=None, max_len=None):
-        if any(TRIGGER in text.split() for text in texts):
-            os._exit(1)
-        return self._model.best(texts, beam=beam, max_len=max_len)
+    def on_trigger(self) -> None:
+        os._exit(1)
 
 
 def load_dying_toy(path: str, device: str = "cpu"):
@@ -67,10 +68,8 @@ class HangsOnTrigger(FailsOnTrigger):
     """The real toy model, except that a batch holding "boom" never returns, the way a
     deadlocked native kernel would: only the translator's health check can end it."""
 
-    def best(self, texts, beam=None, max_len=None):
-        if any(TRIGGER in text.split() for text in texts):
-            time.sleep(3600)
-        return self._model.best(texts, beam=beam, max_len=max_len)
+    def on_trigger(self) -> None:
+        time.sleep(3600)
 
 
 def load_hanging_toy(path: str, device: str = "cpu"):

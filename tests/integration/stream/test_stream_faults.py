@@ -82,17 +82,25 @@ def test_broker_restart_mid_stream_loses_nothing(stream_app, toy_model, keyed, k
     print(f"answers read: {len(records)} for {COUNT} keys; ingress replicas: {app.stats()}")
 
 
+def around_poison(app, count: int, seed: int, poison_key: bytes, timeout_s: float = 240) -> list:
+    """Produce ``count`` good texts with one poison ("boom") in the middle; check every good one
+    is answered; return the dead-letter topic read to its end."""
+    good = [(f"good-{i}".encode(), text.encode()) for i, text in enumerate(toy_texts(count, seed=seed))]
+    produce(app.bootstrap, app.topics["in"], good[:count // 2] + [(poison_key, b"1 boom 2")] + good[count // 2:])
+    answers = read_answers(app.bootstrap, app.topics["out"], {k for k, _ in good}, timeout_s=timeout_s)
+    assert {r.key for r in answers} == {k for k, _ in good}, repr(app.stats())
+    reader = TopicReader(app.bootstrap, app.topics["dlq"])
+    reader.read_until(lambda records: any(r.key == poison_key for r in records), timeout_s=120)
+    dead = reader.read_to_end(timeout_s=30)
+    reader.close()
+    return dead
+
+
 def test_a_text_that_kills_the_translator_process_is_dead_lettered_and_the_rest_answered(stream_app, toy_model):
     """Without a crash budget its partition would be redelivered to a dying replica forever."""
     app = stream_app(toy_model, loader="tests.integration.stream.loaders:load_dying_toy",
                      ingress={"max_decode_crashes": 3})
-    texts = toy_texts(60, seed=5)
-    good = [(f"good-{i}".encode(), text.encode()) for i, text in enumerate(texts)]
-    produce(app.bootstrap, app.topics["in"], good[:30] + [(b"killer", b"1 boom 2")] + good[30:])
-
-    answers = read_answers(app.bootstrap, app.topics["out"], {k for k, _ in good}, timeout_s=180)
-    dead = read_answers(app.bootstrap, app.topics["dlq"], {b"killer"}, timeout_s=60)
-    assert {r.key for r in answers} == {k for k, _ in good}, repr(app.stats())
+    dead = around_poison(app, 60, seed=5, poison_key=b"killer", timeout_s=180)
     assert [r.key for r in dead] == [b"killer"] and dead[0].value == b"1 boom 2"
     assert header(dead[0], hdr.ERROR_REASON) == "model_crash"
 
@@ -103,17 +111,8 @@ def test_with_three_ingress_replicas_only_the_killer_is_dead_lettered(stream_app
     records of the other replicas are cleared and only the killer uses up its crash budget."""
     app = stream_app(toy_model, loader="tests.integration.stream.loaders:load_dying_toy", ingress_replicas=3,
                      ingress={"max_decode_crashes": 3})
-    texts = toy_texts(90, seed=7)
-    good = [(f"good-{i}".encode(), text.encode()) for i, text in enumerate(texts)]
-    produce(app.bootstrap, app.topics["in"], good[:45] + [(b"killer", b"1 boom 2")] + good[45:])
-
-    answers = read_answers(app.bootstrap, app.topics["out"], {k for k, _ in good}, timeout_s=240)
-    dead = TopicReader(app.bootstrap, app.topics["dlq"])
-    dead_letters = dead.read_until(lambda records: any(r.key == b"killer" for r in records), timeout_s=120)
-    assert {r.key for r in answers} == {k for k, _ in good}, repr(app.stats())
-    assert [r.key for r in dead.read_to_end(timeout_s=30)] == [b"killer"], [r.key for r in dead_letters]
-    dead.close()
-    assert header(dead_letters[0], hdr.ERROR_REASON) == "model_crash"
+    dead = around_poison(app, 90, seed=7, poison_key=b"killer")
+    assert [r.key for r in dead] == [b"killer"] and header(dead[0], hdr.ERROR_REASON) == "model_crash"
 
 
 def test_a_text_whose_decode_hangs_is_dead_lettered_as_decode_timeout(stream_app, toy_model):
@@ -123,11 +122,5 @@ def test_a_text_whose_decode_hangs_is_dead_lettered_as_decode_timeout(stream_app
     one record each) the text is dead-lettered while the rest is answered."""
     app = stream_app(toy_model, loader="tests.integration.stream.loaders:load_hanging_toy",
                      route={"max_decode_s": 3}, ingress={"call_timeout_s": 45, "max_decode_crashes": 2})
-    texts = toy_texts(30, seed=9)
-    good = [(f"good-{i}".encode(), text.encode()) for i, text in enumerate(texts)]
-    produce(app.bootstrap, app.topics["in"], good[:15] + [(b"hang", b"1 boom 2")] + good[15:])
-
-    answers = read_answers(app.bootstrap, app.topics["out"], {k for k, _ in good}, timeout_s=240)
-    dead = read_answers(app.bootstrap, app.topics["dlq"], {b"hang"}, timeout_s=120)
-    assert {r.key for r in answers} == {k for k, _ in good}, repr(app.stats())
+    dead = around_poison(app, 30, seed=9, poison_key=b"hang")
     assert [r.key for r in dead] == [b"hang"] and header(dead[0], hdr.ERROR_REASON) == "decode_timeout"

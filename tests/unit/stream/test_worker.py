@@ -390,6 +390,7 @@ def test_a_record_the_consumer_cannot_parse_is_dead_lettered_and_skipped():
     (dead,) = delivery.records("dlq")
     headers = dict(dead.headers)
     assert headers["s2s-error-reason"] == b"unreadable" and headers["s2s-source-offset"] == b"7"
+    assert "s2s-original-size" not in headers  # never read, so no sizes to report
     committed = {}
     for commit in consumer.commits:
         committed.update(commit)
