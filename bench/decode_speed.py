@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import print_table, write_results  # noqa: E402
 from s2s.corpus import read_corpus  # noqa: E402
-from s2s.metrics import bleu  # noqa: E402
+from s2s.scoring import bleu  # noqa: E402
 from s2s.prediction import Translator  # noqa: E402
 from s2s.training import set_threads  # noqa: E402
 

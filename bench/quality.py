@@ -47,7 +47,7 @@ ROWS = ["baseline", *TECHNIQUES, "all"]
 # model and seconds of training per row; it proves the ablation runs, not what it finds.
 SMOKE = {
     "name": "smoke",
-    "data": {"task": "translate", "max_src_len": 24, "max_tgt_len": 24,
+    "data": {"task": "translation", "max_src_len": 24, "max_tgt_len": 24,
              "tokenizer": {"type": "unigram", "vocab_size": 40, "byte_fallback": False}},
     "model": {"emb_size": 32, "enc_hidden": 32, "dec_hidden": 64, "attention": "luong_general",
               "input_feeding": False, "dropout": 0.0},
@@ -119,7 +119,7 @@ def run_row(raw: dict[str, Any], row: str, out_dir: Path, args) -> dict[str, Any
 
 
 def metric_names(task: str) -> list[str]:
-    return ["rouge1", "rouge2", "rougeL"] if task == "summarize" else ["bleu", "chrf"]
+    return ["rouge1", "rouge2", "rougeL"] if task == "summarization" else ["bleu", "chrf"]
 
 
 def table(results: list[dict[str, Any]], task: str) -> tuple[list[str], list[list[Any]]]:
@@ -137,7 +137,7 @@ def table(results: list[dict[str, Any]], task: str) -> tuple[list[str], list[lis
 def smoke_config(out_dir: Path) -> Path:
     data_dir = out_dir / "data"
     if not (data_dir / "train.parquet").exists():
-        s2s("data", "prepare", "toy", "--task", "copy", "--train", "1500", "--out", str(data_dir))
+        s2s("data", "prepare", "toy", "--transform", "copy", "--train", "1500", "--out", str(data_dir))
     raw = merge(yaml.safe_load((REPO / "configs" / "toy-reverse.yaml").read_text()), SMOKE)
     raw["data"].update(train=str(data_dir / "train.parquet"), dev=str(data_dir / "dev.parquet"),
                        test=str(data_dir / "test.parquet"))

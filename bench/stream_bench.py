@@ -74,7 +74,7 @@ class Broker:
 def train_toy(workdir: Path) -> Path:
     """The toy reverse model, trained into ``workdir`` (what the tests use too)."""
     s2s = [sys.executable, "-m", "s2s.cli"]
-    subprocess.run([*s2s, "data", "prepare", "toy", "--task", "reverse", "--out", str(workdir / "data")],
+    subprocess.run([*s2s, "data", "prepare", "toy", "--transform", "reverse", "--out", str(workdir / "data")],
                    check=True, capture_output=True, cwd=REPO, timeout=300)
     config = yaml.safe_load((REPO / "configs" / "toy-reverse.yaml").read_text())
     for split in ("train", "dev", "test"):

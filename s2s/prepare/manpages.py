@@ -24,6 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from s2s.corpus import SPLITS, CorpusError, pairs_table, read_meta, write_splits
+from s2s.prepare.registry import CorpusBuilder
 
 log = logging.getLogger(__name__)
 
@@ -266,3 +267,12 @@ def split_of_page(page: str) -> str:
     bucket = int.from_bytes(hashlib.sha1(page.encode()).digest()[:8], "big") % 100
     return "dev" if bucket in DEV_BUCKETS else "test" if bucket in TEST_BUCKETS else "train"
 
+
+
+def _add_arguments(parser) -> None:
+    parser.add_argument("--max-src-words", type=int, default=200)
+
+
+BUILDER = CorpusBuilder("manpages", "man page DESCRIPTION -> NAME one-liner",
+                        lambda args: prepare_manpages(args.out, args.cache, args.max_src_words),
+                        _add_arguments, downloads=True)

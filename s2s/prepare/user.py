@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..corpus import CorpusError, read_corpus, write_splits
+from .registry import CorpusBuilder
 
 
 def prepare_user_corpus(path: str | Path, out_dir: str | Path, dev: int = 500, test: int = 500,
@@ -20,3 +21,14 @@ def prepare_user_corpus(path: str | Path, out_dir: str | Path, dev: int = 500, t
     meta = {"source": str(path), "seed": seed}
     write_splits(out_dir, splits, meta)
     return {**meta, "counts": {k: v.num_rows for k, v in splits.items()}}
+
+
+def _add_arguments(parser) -> None:
+    parser.add_argument("file")
+    parser.add_argument("--dev", type=int, default=500, help="dev rows held out")
+    parser.add_argument("--test", type=int, default=500, help="test rows held out")
+
+
+BUILDER = CorpusBuilder("corpus", "split a user TSV/JSONL/Parquet corpus",
+                        lambda args: prepare_user_corpus(args.file, args.out, args.dev, args.test),
+                        _add_arguments)

@@ -5,10 +5,10 @@
     routing.py        (input topic, task) -> route
     headers.py        output and dead-letter headers
     models.py         what a translator runs: model protocol, loaders, batch decode
-    batch.py          one gathered list of records: plans, translator calls, outputs
+    polled.py         one gathered list of records: plans, translator calls, outputs
     ledger.py         in-flight batches and the offsets safe to commit
     delivery.py       at-least-once (acks=all) and exactly-once (transactional) producing
-    worker.py         the ingress poll loop, backpressure, drain on rebalance/shutdown
+    poll_loop.py      the ingress poll loop, backpressure, drain on rebalance/shutdown
     kafka_clients.py  consumer/producer settings
     security.py       TLS/SASL settings; secrets read from env vars or files, never shown
     kafka_auth.py     a one-round-trip SASL check: a wrong password fails fast and says so

@@ -161,7 +161,7 @@ class RouteConfig:
     input_topic: str
     output_topic: str
     model: str                      # checkpoint directory (or what `loader` understands)
-    task: str = "translate"         # envelope "task" that selects this route on its topic
+    task: str = "translation"       # envelope "task" that selects this route on its topic (s2s/tasks.py)
     loader: str = DEFAULT_LOADER    # "module:function" (path, device) -> model with .best()
     beam: int | None = None         # default beam (None: the checkpoint's testing.beam)
     max_len: int | None = None      # default cap on output tokens

@@ -1,6 +1,6 @@
 """The delivery seam: how answers become durable and input offsets committed, in one place.
 
-The ingress (worker.py) talks to one ``Delivery``; each mode is one class:
+The ingress (poll_loop.py) talks to one ``Delivery``; each mode is one class:
 
     at-least-once  deliver: send every record, flush (acks=all), check each ack; commit: the
                    consumer stores the offsets afterwards, so a crash in between only duplicates;

@@ -1,11 +1,11 @@
 """The two Ray Serve deployments of the streaming application.
 
-    KafkaIngress          one consumer-group member per replica; its poll loop (worker.py) runs
+    KafkaIngress          one consumer-group member per replica; its poll loop (poll_loop.py) runs
                           on a background thread, since kafka-python blocks, and hands lists of
                           records to the translators through DeploymentHandles, awaited on an
                           event loop of its own (no thread is parked per call).
     TranslatorDeployment  loads one model through an injected loader and merges the lists of
-                          concurrent calls into decode batches (batcher.py: the batch size counts
+                          concurrent calls into decode batches (decode_queue.py: the batch size counts
                           messages, not lists); decoding runs off the event loop. A decode that
                           outlives route.max_decode_s fails the health check, so Serve replaces
                           the replica instead of leaving it wedged. The same class runs each
@@ -33,8 +33,8 @@ from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.handle import DeploymentHandle
 
-from .batch import TranslatorCrashed, TranslatorTimeout
-from .batcher import ListBatcher
+from .polled import TranslatorCrashed, TranslatorTimeout
+from .decode_queue import DecodeQueue
 from .config import RouteConfig, StreamConfig
 from .delivery import AtLeastOnceDelivery, Delivery, TransactionalDelivery
 from .kafka_admin import create_topics
@@ -43,7 +43,7 @@ from .lag_policy import LAG_METRIC, PARTITIONS_METRIC
 from .messages import Reason
 from .models import DecodeItem, Loader, TranslateResult, answer_lists, load_route_model, resolve_loader
 from .telemetry import IngressTelemetry, TranslatorTelemetry
-from .worker import StreamWorker
+from .poll_loop import PollLoop
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,13 @@ class TranslatorDeployment:
         self._model = load_route_model(resolve_loader(loader or route.loader), route)
         _limit_torch_threads(route.num_cpus)
         self._telemetry = TranslatorTelemetry(route.name if role == "translator" else f"{route.name}-{role}")
-        self._batcher = ListBatcher(self._decode, route.max_batch_size, route.batch_wait_timeout_s)
+        self._queue = DecodeQueue(self._decode, route.max_batch_size, route.batch_wait_timeout_s)
         log.info("translator %s: model %s %s from %s", route.name, self._model.name,
                  self._model.version, route.model)
 
     async def translate(self, items: list[DecodeItem]) -> TranslateResult:
         """One caller's list; decoded in a batch with whatever other lists are waiting."""
-        return await self._batcher.submit(items)
+        return await self._queue.submit(items)
 
     def _decode(self, lists: list[list[DecodeItem]]) -> list[TranslateResult]:
         started = time.perf_counter()
@@ -73,7 +73,7 @@ class TranslatorDeployment:
     def check_health(self) -> None:
         """Serve calls this periodically: a decode stuck past max_decode_s has the replica
         replaced (its calls then fail as crashes, and their records become suspects)."""
-        running = self._batcher.decoding_for()
+        running = self._queue.decoding_for()
         if running > self._route.max_decode_s:
             raise RuntimeError(f"a decode has run {running:.0f} s, over routes[{self._route.name}].max_decode_s "
                                f"({self._route.max_decode_s:g} s)")
@@ -101,7 +101,7 @@ class KafkaIngress:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._telemetry = IngressTelemetry(config.kafka.dead_letter_topic)
-        self._worker = StreamWorker(config, self._submit, self._make_consumer, self._make_delivery(),
+        self._worker = PollLoop(config, self._submit, self._make_consumer, self._make_delivery(),
                                     self._telemetry)
         self._thread = threading.Thread(target=self._run, name="s2s-poll-loop", daemon=True)
         self._thread.start()

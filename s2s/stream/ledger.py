@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from .batch import PolledBatch
+from .polled import PolledBatch
 
 
 def commit_map(offsets: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:

@@ -2,7 +2,7 @@
 
 An input value is either plain UTF-8 text or a JSON envelope
 
-    {"id": "42", "text": "In the beginning ...", "task": "translate", "beam": 5, "max_len": 80}
+    {"id": "42", "text": "In the beginning ...", "task": "translation", "beam": 5, "max_len": 80}
 
 where only "text" is required. A value whose first non-blank character is "{" is read as an
 envelope (a plain text starting with "{" must be wrapped in one). Everything that cannot

@@ -1,12 +1,13 @@
 """Which route serves a decoded message: its input topic, then its envelope's task.
 
-Several routes may read one topic (say ``man`` with tasks ``summarize`` and ``translate``);
+Several routes may read one topic (say ``man`` with tasks ``summarization`` and ``translation``);
 a message without a task goes to the first route listed for its topic.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..tasks import canonical_task
 from .config import RouteConfig
 from .messages import Reason, Rejection
 
@@ -19,7 +20,7 @@ class Router:
         self._default: dict[str, RouteConfig] = {}
         self._by_name = {route.name: route for route in routes}
         for route in routes:
-            self._by_topic.setdefault(route.input_topic, {})[route.task] = route
+            self._by_topic.setdefault(route.input_topic, {})[canonical_task(route.task)] = route
             self._default.setdefault(route.input_topic, route)
 
     def topics(self) -> list[str]:
@@ -34,7 +35,7 @@ class Router:
             return Rejection(Reason.UNKNOWN_TASK, f"no route reads topic {topic!r}")
         if task is None:
             return self._default[topic]
-        route = self._by_topic[topic].get(task)
+        route = self._by_topic[topic].get(canonical_task(task))
         if route is None:
             known = ", ".join(sorted(self._by_topic[topic]))
             return Rejection(Reason.UNKNOWN_TASK, f"task {task!r} is not served on topic {topic!r} (served: {known})")

@@ -102,7 +102,7 @@ def dead_letter_reasons(outputs: Iterable, dead_letter_topic: str) -> Counter:
 
 
 class IngressTelemetry:
-    """The poll loop's observer (worker.py): Ray metrics plus the rolling window."""
+    """The poll loop's observer (poll_loop.py): Ray metrics plus the rolling window."""
 
     def __init__(self, dead_letter_topic: str):
         from ray.serve import metrics

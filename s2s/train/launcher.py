@@ -3,7 +3,7 @@
     s2s train --ray --config configs/toy-reverse.yaml --out runs/toy-ray --workers 2
 
 Checks the data and what the cluster holds or may grow to (capacity.py), learns (or
-reloads) the vocabulary, builds the tokenized Ray Dataset, runs a `TorchTrainer` whose workers run `worker.train_fn_per_worker`, then
+reloads) the vocabulary, builds the tokenized Ray Dataset, runs a `TorchTrainer` whose workers run `rank.train_fn_per_worker`, then
 exports the best checkpoint by dev score in the core format:
 
     OUT/best/                 the model (`s2s translate --model OUT/best`)
@@ -40,7 +40,7 @@ from .data import (RunStorage, check_data_paths, dev_pairs, learn_and_store_voca
                    read_pairs, resolve_path, training_dataset)
 from .job import TrainJob
 from .progress import append_record, format_report, summarize_reports
-from .worker import FAIL_AT_STEP_ENV, train_fn_per_worker
+from .rank import FAIL_AT_STEP_ENV, train_fn_per_worker
 
 log = logging.getLogger(__name__)
 

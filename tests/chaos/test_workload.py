@@ -16,7 +16,7 @@ def reverse(texts):
 
 
 def answer(ident: str, text: str, latency_ms: int = 5) -> Record:
-    value = json.dumps({"id": ident, "text": text, "task": "translate"}).encode()
+    value = json.dumps({"id": ident, "text": text, "task": "translation"}).encode()
     return Record("out", 0, 0, value, key=ident.split("#")[0].encode(), headers=[(hdr.LATENCY_MS, str(latency_ms).encode())])
 
 

@@ -110,7 +110,7 @@ def test_a_10000_beam_envelope_is_dead_lettered_with_a_reason():
 
     from s2s.stream.config import stream_config_from_dict
     from s2s.stream.headers import ERROR_DETAIL, ERROR_REASON
-    from s2s.stream.worker import StreamWorker
+    from s2s.stream.poll_loop import PollLoop
 
     from .stream.fakes import FakeConsumer, FakeDelivery, FakeObserver, FakeTranslator, records
 
@@ -121,7 +121,7 @@ def test_a_10000_beam_envelope_is_dead_lettered_with_a_reason():
     consumer = FakeConsumer([records("in", 0, 0, [value])], {TopicPartition("in", 0)})
     delivery, translator = FakeDelivery(), FakeTranslator()
     ticks = itertools.count(start=1000.0, step=1.0)  # every clock read is a second later: all intervals due
-    worker = StreamWorker(config, translator, lambda: consumer, delivery, FakeObserver(), now=lambda: next(ticks))
+    worker = PollLoop(config, translator, lambda: consumer, delivery, FakeObserver(), now=lambda: next(ticks))
     worker._consumer = consumer  # as run() leaves it before its first step
     worker.step()
     [(out, _, _)] = delivery.delivered

@@ -23,7 +23,7 @@ def toy_model(tmp_path_factory) -> Path:
     """A toy reverse model trained here (~30 s on 2 cores); the checkpoint directory."""
     root = tmp_path_factory.mktemp("toy")
     s2s = [sys.executable, "-m", "s2s.cli"]
-    subprocess.run([*s2s, "data", "prepare", "toy", "--task", "reverse", "--train", "3000",
+    subprocess.run([*s2s, "data", "prepare", "toy", "--transform", "reverse", "--train", "3000",
                     "--out", str(root / "data")], check=True, capture_output=True, timeout=300, cwd=REPO)
     config = yaml.safe_load((REPO / "configs" / "toy-reverse.yaml").read_text())
     for split in ("train", "dev", "test"):

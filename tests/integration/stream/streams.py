@@ -29,7 +29,7 @@ BAD_INPUTS = {  # key -> (value, reason)
     b"bad-empty": (b"   ", "empty_text"),
     b"bad-empty-envelope": (b'{"text": ""}', "empty_text"),
     b"bad-large": (b"a " * 200, "too_large"),
-    b"bad-task": (b'{"text": "a b c", "task": "summarize"}', "unknown_task"),
+    b"bad-task": (b'{"text": "a b c", "task": "summarization"}', "unknown_task"),
     b"bad-field": (b'{"text": "a b c", "beam": 99}', "bad_field"),
     b"bad-model": (b"a boom c", "model_error"),
 }

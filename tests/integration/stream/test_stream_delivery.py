@@ -92,7 +92,7 @@ def test_every_bad_input_class_is_dead_lettered_once_and_good_traffic_flows(stre
 
     assert {r.key for r in answers} == {k for k, _ in good} and len(answers) == len(good)
     envelope = json.loads(next(r.value for r in answers if r.key == b"good-envelope"))
-    assert envelope["id"] == "e-7" and envelope["task"] == "translate"
+    assert envelope["id"] == "e-7" and envelope["task"] == "translation"
     assert len(dead) == len(BAD_INPUTS), [r.key for r in dead]
     for record in dead:
         value, reason = BAD_INPUTS[record.key]

@@ -18,7 +18,7 @@ import pytest
 
 from s2s.cli import main
 from s2s.corpus import read_corpus
-from s2s.metrics import task_metrics
+from s2s.scoring import task_scores
 from s2s.prediction import Translator
 from s2s.train.config import load_ray_config
 from s2s.train.launcher import train_on_ray
@@ -84,11 +84,11 @@ def test_exported_model_translates(two_node_run, toy_data, tmp_path, capsys):
     test = read_corpus(toy_data / "test.parquet").slice(0, 100)
     src, refs = test.column("src").to_pylist(), test.column("tgt").to_pylist()
     hyps = Translator.from_checkpoint(best, "cpu").best(src, beam=1)
-    assert task_metrics("translate", hyps, refs)["bleu"] > 60
+    assert task_scores("translation", hyps, refs)["bleu"] > 60
 
     source = tmp_path / "in.txt"
     source.write_text("\n".join(src[:5]) + "\n")
-    assert main(["translate", "--model", str(best), "--input", str(source), "--beam", "1"]) == 0
+    assert main(["translation", "--model", str(best), "--input", str(source), "--beam", "1"]) == 0
     assert capsys.readouterr().out.splitlines() == hyps[:5]
 
 

@@ -11,7 +11,7 @@ import pytest
 from s2s.train.config import load_ray_config
 from s2s.train.launcher import train_on_ray
 from s2s.train.progress import read_records
-from s2s.train.worker import FAIL_AT_STEP_ENV
+from s2s.train.rank import FAIL_AT_STEP_ENV
 
 from .helpers import REPO_DIR, TRAIN_PAIRS, lines_until, toy_config
 

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from s2s.stream.telemetry import prometheus_names
-from s2s.train.metrics import PROMETHEUS_NAMES as TRAIN_NAMES
+from s2s.train.telemetry import PROMETHEUS_NAMES as TRAIN_NAMES
 
 DASHBOARD = Path(__file__).resolve().parents[3] / "cluster" / "grafana" / "s2s-dashboard.json"
 S2S_SERIES = re.compile(r"\bray_s2s_[a-z0-9_]+")

@@ -3,7 +3,7 @@ from concurrent.futures import Future
 
 from kafka.structs import TopicPartition
 
-from s2s.stream.batch import PolledBatch, TranslatorCall
+from s2s.stream.polled import PolledBatch, TranslatorCall
 from s2s.stream.config import RouteConfig
 from s2s.stream.ledger import OffsetLedger
 from s2s.stream.messages import Reason, Rejection

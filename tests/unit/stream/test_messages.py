@@ -13,8 +13,8 @@ def test_plain_utf8_text_is_stripped():
 
 
 def test_envelope_fields_are_read():
-    value = json.dumps({"id": 7, "text": "hello", "task": "summarize", "beam": 3, "max_len": 20}).encode()
-    assert decode_value(value, LIMITS) == Request(text="hello", id="7", task="summarize", beam=3,
+    value = json.dumps({"id": 7, "text": "hello", "task": "summarization", "beam": 3, "max_len": 20}).encode()
+    assert decode_value(value, LIMITS) == Request(text="hello", id="7", task="summarization", beam=3,
                                                   max_len=20, envelope=True)
 
 
@@ -59,9 +59,9 @@ def test_size_cap_counts_bytes_not_characters():
 
 
 def test_reply_in_kind():
-    assert encode_reply(Request(text="a"), "b c", "translate") == b"b c"
-    envelope = encode_reply(Request(text="a", id="9", envelope=True), "bé", "translate")
-    assert json.loads(envelope) == {"id": "9", "text": "bé", "task": "translate"}
+    assert encode_reply(Request(text="a"), "b c", "translation") == b"b c"
+    envelope = encode_reply(Request(text="a", id="9", envelope=True), "bé", "translation")
+    assert json.loads(envelope) == {"id": "9", "text": "bé", "task": "translation"}
 
 
 def test_limits_validate():

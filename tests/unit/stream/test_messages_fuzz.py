@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from s2s.stream import headers as hdr
-from s2s.stream.batch import Planned, PolledBatch, plan_records, submit_calls
+from s2s.stream.polled import Planned, PolledBatch, plan_records, submit_calls
 from s2s.stream.config import RouteConfig
 from s2s.stream.messages import ENVELOPE_FIELDS, Limits, Reason, Rejection, Request, decode_value, encode_reply
 from s2s.stream.routing import Router
@@ -20,7 +20,7 @@ from .fakes import FakeTranslator, Record
 
 LIMITS = Limits(max_bytes=2_000, max_beam=8, max_len=64)
 ROUTES = [RouteConfig(name="fr", input_topic="en", output_topic="fr", model="m", max_batch_size=4),
-          RouteConfig(name="sum", input_topic="en", output_topic="sum", model="m", task="summarize")]
+          RouteConfig(name="sum", input_topic="en", output_topic="sum", model="m", task="summarization")]
 ROUTER = Router(ROUTES)
 # Bounded: a few seconds in all; the generous per-example deadline only catches a hang.
 FUZZ = settings(max_examples=200, deadline=2_000, suppress_health_check=[HealthCheck.too_slow])
@@ -29,7 +29,7 @@ json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=F
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
 # Field values of every JSON type, with the well-typed ones near their valid ranges.
-field_values = (json_values | st.integers(min_value=-2, max_value=70) | st.sampled_from(["translate", "summarize"])
+field_values = (json_values | st.integers(min_value=-2, max_value=70) | st.sampled_from(["translation", "summarization"])
                 | st.text(alphabet=st.characters(codec="utf-8"), max_size=30))
 envelopes = st.dictionaries(st.sampled_from([*ENVELOPE_FIELDS, "colour"]), field_values, max_size=6)
 
@@ -50,7 +50,7 @@ def check_outcome(decoded) -> None:
     assert decoded.text and decoded.text == decoded.text.strip()
     assert decoded.beam is None or 1 <= decoded.beam <= LIMITS.max_beam
     assert decoded.max_len is None or 1 <= decoded.max_len <= LIMITS.max_len
-    encode_reply(decoded, decoded.text, "translate")  # the answer and its headers are writable
+    encode_reply(decoded, decoded.text, "translation")  # the answer and its headers are writable
     hdr.source_headers(Record("en", 0, 0, None), hdr.correlation_id(Record("en", 0, 0, None), decoded))
 
 

@@ -13,7 +13,7 @@ from kafka.structs import TopicPartition
 from s2s.stream import headers as hdr
 from s2s.stream.config import stream_config_from_dict
 from s2s.stream.messages import Reason
-from s2s.stream.worker import StreamWorker
+from s2s.stream.poll_loop import PollLoop
 
 from .fakes import FakeConsumer, FakeDelivery, FakeObserver, FakeTranslator, Record
 
@@ -50,7 +50,7 @@ def worker_for(polled):
         "routes": [{"name": "up", "input_topic": "in", "output_topic": "out", "model": "m"}]})
     consumer, delivery = FakeConsumer([polled], {TopicPartition("in", 0)}), StrictDelivery()
     ticks = itertools.count(start=1000.0, step=1.0)
-    worker = StreamWorker(config, FakeTranslator(), lambda: consumer, delivery, FakeObserver(), now=lambda: next(ticks))
+    worker = PollLoop(config, FakeTranslator(), lambda: consumer, delivery, FakeObserver(), now=lambda: next(ticks))
     worker._consumer = consumer
     return worker, consumer, delivery
 

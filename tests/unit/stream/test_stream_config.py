@@ -16,7 +16,7 @@ def route(**overrides):
 def test_minimal_config_gets_defaults():
     config = stream_config_from_dict({"routes": [route()]})
     assert config.kafka.delivery == "at_least_once" and not config.kafka.exactly_once
-    assert config.routes[0].task == "translate"
+    assert config.routes[0].task == "translation"
     assert config.input_topics() == ["en"]
     assert config.all_topics() == ["en", "fr", "s2s-dead-letter"]
 
@@ -49,7 +49,7 @@ def test_invalid_configs_name_the_problem(args, message):
 
 
 def test_two_tasks_on_one_topic_is_fine():
-    config = stream_config_from_dict({"routes": [route(), route(name="man", task="summarize", output_topic="sum")]})
+    config = stream_config_from_dict({"routes": [route(), route(name="man", task="summarization", output_topic="sum")]})
     assert [r.name for r in config.routes] == ["en-fr", "man"]
 
 

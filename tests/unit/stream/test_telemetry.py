@@ -2,7 +2,7 @@
 import itertools
 
 from s2s.stream import headers as hdr
-from s2s.stream.batch import OutRecord
+from s2s.stream.polled import OutRecord
 from s2s.stream.telemetry import (LATENCY_SAMPLES, METRICS, RollingWindow, dead_letter_reasons, end_to_end_ms,
                                   percentile, prometheus_names, spread)
 

@@ -8,10 +8,10 @@ from concurrent.futures import Future
 import pytest
 from kafka.structs import TopicPartition
 
-from s2s.stream import worker as worker_module
-from s2s.stream.batch import TranslatorCrashed, TranslatorTimeout
+from s2s.stream import poll_loop as poll_loop_module
+from s2s.stream.polled import TranslatorCrashed, TranslatorTimeout
 from s2s.stream.config import stream_config_from_dict
-from s2s.stream.worker import DrainOnRevoke, StreamWorker
+from s2s.stream.poll_loop import DrainOnRevoke, PollLoop
 
 from .fakes import FakeConsumer, FakeDelivery, FakeObserver, FakeTranslator, records
 
@@ -20,7 +20,7 @@ P0, P1 = TopicPartition("in", 0), TopicPartition("in", 1)
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch):
-    monkeypatch.setattr(worker_module, "RETRY_BACKOFF_S", 0)
+    monkeypatch.setattr(poll_loop_module, "RETRY_BACKOFF_S", 0)
 
 
 def config(**kafka):
@@ -37,7 +37,7 @@ def make_worker(polls, translator=None, delivery=None, **kafka):
     delivery = delivery or FakeDelivery()
     translator = translator or FakeTranslator()
     ticks = itertools.count(start=1000.0, step=1.0)  # every clock read is one second later: intervals are due
-    worker = StreamWorker(config(**kafka), translator, lambda: consumer, delivery, FakeObserver(),
+    worker = PollLoop(config(**kafka), translator, lambda: consumer, delivery, FakeObserver(),
                           now=lambda: next(ticks))
     worker._consumer = consumer
     return worker, consumer, delivery, translator
@@ -241,7 +241,7 @@ def test_partitions_pause_while_too_much_is_in_flight_and_resume_after():
 
 
 def test_a_paused_loop_waits_for_the_head_batch_instead_of_polling_every_few_ms(monkeypatch):
-    monkeypatch.setattr(worker_module, "PAUSED_WAIT_S", 5.0)
+    monkeypatch.setattr(poll_loop_module, "PAUSED_WAIT_S", 5.0)
     translator = FakeTranslator(immediate=False)
     worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a", b"b", b"c", b"d"])], translator)
     worker.step()

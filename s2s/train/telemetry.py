@@ -18,7 +18,7 @@ TAG_KEYS = ("run", "rank")
 PROMETHEUS_NAMES = {"ray_s2s_train_tokens_per_second", "ray_s2s_train_tokens_total"}  # as exported
 
 
-class TrainMetrics:
+class TrainTelemetry:
     def __init__(self, run: str, rank: int):
         tags = {"run": run, "rank": str(rank)}
         self.tokens_per_second = Gauge(

@@ -20,7 +20,7 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-class ListBatcher(Generic[Item, Result]):
+class DecodeQueue(Generic[Item, Result]):
     """``await submit(items)`` -> the result for that list, decoded together with other lists.
 
     ``decode(lists) -> results`` (one result per list, same order) is a blocking function; it

@@ -34,7 +34,7 @@ from ..training import (LRSchedule, Progress, encode_corpus, evaluate, rng_state
                         seed_everything, set_rng_state, set_threads, train_step)
 from .data import RunStorage, read_shard
 from .job import TrainJob, epoch_seen_after, pack_state, unpack_state, window_stats
-from .metrics import TrainMetrics
+from .telemetry import TrainTelemetry
 from .sharding import split_to_count
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ FAIL_AT_STEP_ENV = "S2S_TRAIN_FAIL_AT_STEP"
 
 def train_fn_per_worker(config: dict[str, Any]) -> None:
     _quiet_report_log()
-    WorkerLoop(TrainJob.from_loop_config(config)).run()
+    RankLoop(TrainJob.from_loop_config(config)).run()
 
 
 def _quiet_report_log() -> None:
@@ -57,7 +57,7 @@ def _quiet_report_log() -> None:
     logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
-class WorkerLoop:
+class RankLoop:
     def __init__(self, job: TrainJob):
         self.job, self.cfg = job, job.experiment
         context = ray.train.get_context()
@@ -70,7 +70,7 @@ class WorkerLoop:
         self._build(ray.train.get_checkpoint())
         self.ddp_model = ray.train.torch.prepare_model(self.model)
         self.window = {"loss": 0.0, "tokens": 0, "seconds": 0.0}
-        self.metrics = TrainMetrics(job.ray.run_name or self.cfg.name, self.rank)
+        self.metrics = TrainTelemetry(job.ray.run_name or self.cfg.name, self.rank)
         self.new_ids: list[int] = []    # trained on since the last report
         self.fail_at_step = int(os.environ.get(FAIL_AT_STEP_ENV) or 0)
         self.resegmenter = resegmenter(self.cfg, job.src_vocab, job.tgt_vocab)

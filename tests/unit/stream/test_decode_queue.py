@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from s2s.stream.batcher import ListBatcher
+from s2s.stream.decode_queue import DecodeQueue
 
 
 class Decoder:
@@ -36,8 +36,8 @@ def test_concurrent_lists_share_one_decode():
     decoder = Decoder()
 
     async def main():
-        batcher = ListBatcher(decoder, max_items=10, wait_s=0.05)
-        return await asyncio.gather(batcher.submit(["a", "b"]), batcher.submit(["c"]), batcher.submit(["d"]))
+        queue = DecodeQueue(decoder, max_items=10, wait_s=0.05)
+        return await asyncio.gather(queue.submit(["a", "b"]), queue.submit(["c"]), queue.submit(["d"]))
 
     assert run(main()) == [["A", "B"], ["C"], ["D"]]
     assert decoder.batches == [[["a", "b"], ["c"], ["d"]]]
@@ -47,10 +47,10 @@ def test_lists_that_queue_during_a_decode_form_the_next_batch_together():
     decoder = Decoder(hold_first=True)
 
     async def main():
-        batcher = ListBatcher(decoder, max_items=10, wait_s=0.0)
-        first = asyncio.create_task(batcher.submit(["a"]))
+        queue = DecodeQueue(decoder, max_items=10, wait_s=0.0)
+        first = asyncio.create_task(queue.submit(["a"]))
         await asyncio.to_thread(decoder.started.wait, 5)  # "a" is decoding
-        rest = [asyncio.create_task(batcher.submit([text])) for text in "bcd"]
+        rest = [asyncio.create_task(queue.submit([text])) for text in "bcd"]
         await asyncio.sleep(0)  # one turn of the loop: the three tasks queue up behind the decode
         decoder.release.set()
         return await first, [await task for task in rest]
@@ -63,9 +63,9 @@ def test_batches_stop_at_max_items_and_a_big_list_goes_alone():
     decoder = Decoder()
 
     async def main():
-        batcher = ListBatcher(decoder, max_items=3, wait_s=0.05)
-        return await asyncio.gather(batcher.submit(["a", "b"]), batcher.submit(["c", "d"]),
-                                    batcher.submit(["e", "f", "g", "h"]))
+        queue = DecodeQueue(decoder, max_items=3, wait_s=0.05)
+        return await asyncio.gather(queue.submit(["a", "b"]), queue.submit(["c", "d"]),
+                                    queue.submit(["e", "f", "g", "h"]))
 
     run(main())
     assert decoder.batches == [[["a", "b"]], [["c", "d"]], [["e", "f", "g", "h"]]]
@@ -75,9 +75,9 @@ def test_a_failed_decode_fails_its_callers_and_the_next_batch_still_runs():
     decoder = Decoder(fail_on="x")
 
     async def main():
-        batcher = ListBatcher(decoder, max_items=10, wait_s=0.05)
-        failed = await asyncio.gather(batcher.submit(["x"]), batcher.submit(["y"]), return_exceptions=True)
-        return failed, await batcher.submit(["z"])
+        queue = DecodeQueue(decoder, max_items=10, wait_s=0.05)
+        failed = await asyncio.gather(queue.submit(["x"]), queue.submit(["y"]), return_exceptions=True)
+        return failed, await queue.submit(["z"])
 
     failed, after = run(main())
     assert all(isinstance(result, RuntimeError) for result in failed)
@@ -88,17 +88,17 @@ def test_a_cancelled_caller_is_skipped():
     decoder = Decoder(hold_first=True)
 
     async def main():
-        batcher = ListBatcher(decoder, max_items=10, wait_s=0.0)
-        first = asyncio.create_task(batcher.submit(["a"]))
+        queue = DecodeQueue(decoder, max_items=10, wait_s=0.0)
+        first = asyncio.create_task(queue.submit(["a"]))
         await asyncio.to_thread(decoder.started.wait, 5)
-        gone = asyncio.create_task(batcher.submit(["b"]))
+        gone = asyncio.create_task(queue.submit(["b"]))
         await asyncio.sleep(0)  # one turn of the loop: "b" is queued
         gone.cancel()
         decoder.release.set()
         await first
         with pytest.raises(asyncio.CancelledError):
             await gone
-        return await batcher.submit(["c"])
+        return await queue.submit(["c"])
 
     assert run(main()) == ["C"]
     assert ["b"] not in [items for batch in decoder.batches for items in batch]
@@ -113,10 +113,10 @@ def test_a_hung_decode_fails_the_translators_health_check():
     decoder = Decoder(hold_first=True)
     translator = TranslatorDeployment.__new__(TranslatorDeployment)  # no model, no Ray: the check alone
     translator._route = RouteConfig(name="r", input_topic="in", output_topic="out", model="m", max_decode_s=0.2)
-    translator._batcher = ListBatcher(decoder, max_items=4, wait_s=0)
+    translator._queue = DecodeQueue(decoder, max_items=4, wait_s=0)
 
     async def scenario():
-        call = asyncio.create_task(translator._batcher.submit(["a"]))
+        call = asyncio.create_task(translator._queue.submit(["a"]))
         await asyncio.to_thread(decoder.started.wait, 5)
         translator.check_health()  # just started: healthy
         await asyncio.sleep(0.3)

@@ -7,6 +7,8 @@ from typing import Sequence
 import sacrebleu
 from rouge_score import rouge_scorer
 
+from .tasks import canonical_task
+
 
 def bleu(hyps: Sequence[str], refs: Sequence[str]) -> float:
     return float(sacrebleu.corpus_bleu(list(hyps), [list(refs)]).score)
@@ -33,11 +35,11 @@ def rouge(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, float]:
     return {name: 100.0 * total / n for name, total in totals.items()}
 
 
-def task_metrics(task: str, hyps: Sequence[str], refs: Sequence[str]) -> dict[str, float]:
+def task_scores(task: str, hyps: Sequence[str], refs: Sequence[str]) -> dict[str, float]:
     """All metrics for a task; the first key is the one used for model selection."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
-    if task == "summarize":
+    if canonical_task(task) == "summarization":
         scores = rouge(hyps, refs)
         return {"rougeL": scores["rougeL"], "rouge1": scores["rouge1"], "rouge2": scores["rouge2"]}
     return {"bleu": bleu(hyps, refs), "chrf": chrf(hyps, refs)}

@@ -44,7 +44,7 @@ from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import CorruptRecordError, KafkaError
 from kafka.structs import TopicPartition
 
-from .batch import (PolledBatch, Submit, TranslatorCrashed, UnreadableRecord, first_offsets, plan_records,
+from .polled import (PolledBatch, Submit, TranslatorCrashed, UnreadableRecord, first_offsets, plan_records,
                     submit_calls)
 from .config import StreamConfig
 from .delivery import Delivery, DeliveryDeferred, DeliveryError
@@ -73,7 +73,7 @@ class Observer(Protocol):
 
 
 @dataclass
-class WorkerStats:
+class LoopStats:
     """Counters the ingress reports (and the tests read)."""
 
     polled: int = 0
@@ -88,7 +88,7 @@ class WorkerStats:
     last_error: str = ""
 
 
-class StreamWorker:
+class PollLoop:
     """Runs ``run(stop)`` on its own thread; ``submit`` and ``delivery`` are injected."""
 
     def __init__(self, config: StreamConfig, submit: Submit, make_consumer: Callable[[], KafkaConsumer],
@@ -110,7 +110,7 @@ class StreamWorker:
         self._observer = observer
         self._lag_measured = float("-inf")
         self._stop = threading.Event()
-        self.stats = WorkerStats()
+        self.stats = LoopStats()
         self.lag = 0         # records behind the log end on the owned partitions, last measured
         self.partitions = 0  # partitions of the largest input topic: more consumers would idle
 
@@ -408,7 +408,7 @@ class DrainOnRevoke(AsyncConsumerRebalanceListener):
     ingress.drain_timeout_s, which is validated to be well under the session timeout.
     """
 
-    def __init__(self, worker: StreamWorker):
+    def __init__(self, worker: PollLoop):
         self._worker = worker
 
     async def on_partitions_revoked(self, revoked) -> None:

@@ -5,7 +5,7 @@ import pytest
 from kafka.structs import TopicPartition
 
 from s2s.stream import headers as hdr
-from s2s.stream.batch import Planned, PolledBatch, plan_records, submit_calls
+from s2s.stream.polled import Planned, PolledBatch, plan_records, submit_calls
 from s2s.stream.config import RouteConfig
 from s2s.stream.messages import Limits, Reason, Rejection
 from s2s.stream.models import Decoded, TranslateResult

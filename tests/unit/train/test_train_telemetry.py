@@ -4,7 +4,7 @@ tests/integration/train/test_ray_train_cluster.py scrapes the real series from t
 """
 import pytest
 
-from s2s.train import metrics
+from s2s.train import telemetry
 
 
 class FakeMetric:
@@ -22,9 +22,9 @@ class FakeMetric:
 
 @pytest.fixture
 def recorded(monkeypatch):
-    monkeypatch.setattr(metrics, "Counter", FakeMetric)
-    monkeypatch.setattr(metrics, "Gauge", FakeMetric)
-    return metrics.TrainMetrics("toy-reverse", rank=1)
+    monkeypatch.setattr(telemetry, "Counter", FakeMetric)
+    monkeypatch.setattr(telemetry, "Gauge", FakeMetric)
+    return telemetry.TrainTelemetry("toy-reverse", rank=1)
 
 
 def test_each_step_adds_its_tokens_and_sets_the_window_rate(recorded):

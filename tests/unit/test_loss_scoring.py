@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from s2s.loss import sequence_loss
-from s2s.metrics import bleu, chrf, rouge, task_metrics
+from s2s.scoring import bleu, chrf, rouge, task_scores
 from s2s.vocabulary import PAD_ID
 
 
@@ -37,7 +37,7 @@ def test_metrics():
     assert bleu(["completely different words"] * 2, refs) < 10
     scores = rouge(["the cat sat", "a dog"], refs)
     assert 0 < scores["rougeL"] < 100 and set(scores) == {"rouge1", "rouge2", "rougeL"}
-    assert list(task_metrics("summarize", refs, refs))[0] == "rougeL"
-    assert list(task_metrics("translate", refs, refs))[0] == "bleu"
+    assert list(task_scores("summarization", refs, refs))[0] == "rougeL"
+    assert list(task_scores("translation", refs, refs))[0] == "bleu"
     with pytest.raises(ValueError):
-        task_metrics("translate", refs[:1], refs)
+        task_scores("translation", refs[:1], refs)
