@@ -147,9 +147,12 @@ class IngressSettings:
     drain_timeout_s: float = 15.0   # on rebalance/shutdown, finish in-flight work this long
     max_decode_crashes: int = 3     # a record in this many calls that killed the translator is dead-lettered
     autoscaling: IngressAutoscaling | None = None  # None: num_replicas, fixed
+    tracing: bool = False           # records without a W3C traceparent get a new trace id
 
     def validate(self) -> "IngressSettings":
-        _check_positive(self, "ingress", exclude=("autoscaling",))
+        _check_positive(self, "ingress", exclude=("autoscaling", "tracing"))
+        if not isinstance(self.tracing, bool):
+            raise StreamConfigError(f"ingress.tracing must be true or false, got {self.tracing!r}")
         if self.autoscaling is not None:
             self.autoscaling.validate("ingress.autoscaling")
         return self
