@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.common import RESULTS, print_table, write_results  # noqa: E402
 from bench.stream_bench import AnswerReader, Broker, produce  # noqa: E402
-from s2s.stream.local import private_serve  # noqa: E402
+from tests.support.serve import private_serve  # noqa: E402
 from s2s.stream.telemetry import percentile  # noqa: E402
 
 LOADER = "bench.step_load:load_sleeping_identity"

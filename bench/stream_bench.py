@@ -40,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.common import print_table, write_results  # noqa: E402
 from s2s.localhost import free_ports  # noqa: E402
-from s2s.stream.local import private_serve, replicas_at_normal_priority  # noqa: E402
+from s2s.stream.local import replicas_at_normal_priority  # noqa: E402
+from tests.support.serve import private_serve  # noqa: E402
 from s2s.stream.telemetry import percentile  # noqa: E402
 
 KAFKA_SH = REPO / "cluster" / "kafka" / "kafka.sh"

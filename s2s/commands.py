@@ -104,7 +104,7 @@ def _translate_chunk(translator, lines: list[tuple[int, str | None]], args) -> N
     results = translator.translate([t.strip() for t in texts], n_best=args.n_best,
                                    **_search_kwargs(args))
     out = sys.stdout
-    for (number, _), hyps in zip(lines, results):
+    for (number, _), hyps in zip(lines, results, strict=True):
         if args.n_best == 1:
             out.write(hyps[0].text + "\n")
         else:

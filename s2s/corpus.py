@@ -59,15 +59,6 @@ def write_splits(out_dir: str | Path, splits: dict[str, pa.Table], meta: dict) -
     (out_dir / "meta.json").write_text(text, encoding="utf-8")
 
 
-def read_split(data_dir: str | Path, name: str) -> pa.Table:
-    """Read split `name` (e.g. "train") of a directory written by `write_splits`."""
-    path = Path(data_dir) / f"{name}.parquet"
-    if not path.is_file():
-        found = sorted(p.stem for p in Path(data_dir).glob("*.parquet"))
-        raise CorpusError(f"{path}: no split {name!r} in {data_dir} (found: {found})")
-    return read_corpus(path)
-
-
 def read_meta(data_dir: str | Path) -> dict:
     """Read the `meta.json` of a directory written by `write_splits`."""
     path = Path(data_dir) / "meta.json"

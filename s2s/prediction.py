@@ -33,6 +33,14 @@ class Translation:
     copy: list[float] = field(default_factory=list)  # P(copy) per output token (copy attention)
 
 
+@dataclass(frozen=True)
+class SearchOptions:
+    beam: int
+    n_best: int
+    alpha: float                 # length penalty
+    keep_attention: bool
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -42,8 +50,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 class Translator:
     def __init__(self, model: Seq2Seq, src_vocab: Vocabulary, tgt_vocab: Vocabulary,
                  testing: TestingConfig, max_src_len: int, max_tgt_len: int,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", name: str = "", version: str = ""):
         self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
+        self.name, self.version = name, version   # the checkpoint's, stamped on stream answers
         self.testing = testing
         self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
         self.device = torch.device(device)
@@ -62,11 +71,9 @@ class Translator:
     def from_loaded(cls, loaded: LoadedModel) -> "Translator":
         cfg = loaded.config
         # The embeddings stay fp32 parameters in an int8 model too: they tell the device.
-        translator = cls(loaded.model, loaded.src_vocab, loaded.tgt_vocab, cfg.testing,
-                         cfg.data.max_src_len, cfg.data.max_tgt_len,
-                         next(loaded.model.parameters()).device)
-        translator.name, translator.version = loaded.name, loaded.version
-        return translator
+        return cls(loaded.model, loaded.src_vocab, loaded.tgt_vocab, cfg.testing,
+                   cfg.data.max_src_len, cfg.data.max_tgt_len,
+                   next(loaded.model.parameters()).device, loaded.name, loaded.version)
 
     def encode_sources(self, texts: Sequence[str]) -> list[list[int]]:
         """Subword ids, cut to the model's source limit (one warning per call)."""
@@ -99,21 +106,23 @@ class Translator:
         # Empty texts are answered without decoding; the rest go in length-sorted chunks.
         results = [[Translation("", 0.0, [], [])] if not ids else [] for ids in src_ids]
         order = sorted((i for i, ids in enumerate(src_ids) if ids), key=lambda i: len(src_ids[i]))
+        options = SearchOptions(beam, n_best, alpha, keep_attention)
         for start in range(0, len(order), self.testing.batch_size):
             chunk = order[start:start + self.testing.batch_size]
-            self._decode_chunk(chunk, src_ids, results, beam, n_best, max_len, alpha,
-                               keep_attention)
+            decoded = self._decode([src_ids[i] for i in chunk], max_len, options)
+            for i, translations in zip(chunk, decoded, strict=True):
+                results[i] = translations
         return results
 
-    def _decode_chunk(self, chunk, src_ids, results, beam, n_best, max_len, alpha, keep_attention):
-        seqs = [src_ids[i] for i in chunk]
+    def _decode(self, seqs: list[list[int]], max_len: int | None,
+                options: "SearchOptions") -> list[list[Translation]]:
+        """The n-best translations of one length-sorted chunk of source ids."""
         src, src_len = source_tensor(seqs)
         with autocast(self.device):            # mixed precision on CUDA; a no-op on CPU
             enc = self.model.encode(src.to(self.device), src_len.to(self.device))
-            hyps = search(self.model, enc, self.max_lens(seqs, max_len), beam, n_best, alpha,
-                          keep_attention)
-        for i, item in zip(chunk, hyps):
-            results[i] = [self._to_translation(h) for h in item]
+            hyps = search(self.model, enc, self.max_lens(seqs, max_len), options.beam,
+                          options.n_best, options.alpha, options.keep_attention)
+        return [[self._to_translation(h) for h in item] for item in hyps]
 
     def _to_translation(self, hyp: Hypothesis) -> Translation:
         text = self.tgt_vocab.decode([hyp.tokens])[0]

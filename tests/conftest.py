@@ -15,7 +15,8 @@ import pytest
 
 from s2s.localhost import free_ports
 
-from s2s.stream.kafka_admin import BOOTSTRAP_ENV, create_topics, delete_topics, wait_for_broker
+from s2s.stream.kafka_admin import BOOTSTRAP_ENV, create_topics, delete_topics
+from tests.support.kafka import wait_for_broker
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 

@@ -110,25 +110,6 @@ def delete_topics(bootstrap: str, names: Iterable[str], wait_s: float = 0.0,
             time.sleep(0.2)  # metadata has no deletion event to wait on
 
 
-def wait_for_broker(bootstrap: str, timeout: float = 60.0, security: KafkaSecurity | None = None) -> None:
-    """Block until the cluster answers a metadata request with at least one live broker.
-
-    Raises TimeoutError (with the last error seen) after ``timeout`` seconds, and
-    KafkaAuthenticationError at once if the brokers refuse the credentials.
-    """
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            with _admin(bootstrap, security, timeout_s=max(1.0, min(10.0, deadline - time.monotonic()))) as admin:
-                if admin.describe_cluster()["brokers"]:
-                    return
-        except (KafkaError, OSError) as exc:
-            last_error = exc
-        time.sleep(0.5)
-    raise TimeoutError(f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s: {last_error!r}")
-
-
 def end_offsets(bootstrap: str, topic: str, isolation_level: str = "read_uncommitted",
                 security: KafkaSecurity | None = None) -> dict[int, int]:
     """{partition: offset of the next record to be written} for every partition of ``topic``.

@@ -2,15 +2,11 @@
 until Ctrl-C (or for --duration seconds), then delete them (each ingress drains and commits)."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,26 +97,6 @@ def replicas_at_normal_priority() -> None:
     the same cores takes the CPU from the decoder.
     """
     os.environ.setdefault("RAY_worker_niceness", "0")
-
-
-@contextlib.contextmanager
-def private_serve(runtime_env: dict | None = None) -> Iterator[None]:
-    """A Ray instance of this process only (its own temp dir), with Serve and no HTTP proxy:
-    what the benchmarks and the integration tests deploy the streaming app on."""
-    import ray
-    from ray import serve
-
-    ray_dir = tempfile.mkdtemp(prefix="s2s-ray-", dir="/tmp")  # short: Ray's socket paths are capped
-    try:
-        ray.init(address="local", num_cpus=4, include_dashboard=False, object_store_memory=300 * 1024**2,
-                 _temp_dir=ray_dir, log_to_driver=False, runtime_env=runtime_env)
-        serve.start(proxy_location="Disabled")
-        yield
-    finally:
-        if ray.is_initialized():
-            serve.shutdown()
-            ray.shutdown()
-        shutil.rmtree(ray_dir, ignore_errors=True)
 
 
 def run_local(path: str | Path, duration_s: float | None, address: str, stop: threading.Event | None = None) -> int:

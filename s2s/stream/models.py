@@ -109,7 +109,7 @@ def decode_items(model: StreamModel, items: Sequence[DecodeItem]) -> list[Decode
     results: list[Decoded | None] = [None] * len(items)
     for (beam, max_len), indices in _group_by_settings(items).items():
         texts = [items[i].text for i in indices]
-        for i, outcome in zip(indices, _decode_group(model, texts, beam, max_len)):
+        for i, outcome in zip(indices, _decode_group(model, texts, beam, max_len), strict=True):
             results[i] = outcome
     return results  # type: ignore[return-value]  # every slot was filled by its group
 

@@ -18,16 +18,12 @@ class Router:
     def __init__(self, routes: Sequence[RouteConfig]):
         self._by_topic: dict[str, dict[str, RouteConfig]] = {}
         self._default: dict[str, RouteConfig] = {}
-        self._by_name = {route.name: route for route in routes}
         for route in routes:
             self._by_topic.setdefault(route.input_topic, {})[canonical_task(route.task)] = route
             self._default.setdefault(route.input_topic, route)
 
     def topics(self) -> list[str]:
         return sorted(self._by_topic)
-
-    def by_name(self, name: str) -> RouteConfig:
-        return self._by_name[name]
 
     def route(self, topic: str, task: str | None) -> RouteConfig | Rejection:
         """The route for a message on ``topic`` asking for ``task`` (None: the topic's default)."""

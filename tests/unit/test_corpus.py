@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from s2s.corpus import CorpusError, pairs_table, read_corpus, read_meta, read_split, write_splits
+from s2s.corpus import CorpusError, pairs_table, read_corpus, read_meta, write_splits
+from tests.support.corpus import read_split
 
 
 def rows(table: pa.Table) -> list[tuple[str, str]]:

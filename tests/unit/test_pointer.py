@@ -69,7 +69,8 @@ def test_beam_one_equals_greedy_with_copy(coverage, input_feeding):
     greedy = greedy_search(model, model.encode(src, lengths), caps)
     beam = beam_search(model, model.encode(src, lengths), caps, beam=1, alpha=0.0)
     assert [g[0].tokens for g in greedy] == [b[0].tokens for b in beam]
-    for g, b in zip(greedy, beam):
+    assert len(greedy) == len(beam)
+    for g, b in zip(greedy, beam, strict=True):
         assert g[0].log_prob == pytest.approx(b[0].log_prob, abs=1e-5)
 
 
@@ -127,7 +128,7 @@ def _train_and_score(copy_attention: bool) -> float:
     model.eval()
     probe = collate(test, test, range(len(test)))
     hyps = greedy_search(model, model.encode(probe.src, probe.src_len), torch.full((200,), 8))
-    return sum(h[0].tokens == ref for h, ref in zip(hyps, test)) / len(test)
+    return sum(h[0].tokens == ref for h, ref in zip(hyps, test, strict=True)) / len(test)
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from s2s.corpus import CorpusError, read_split
+from s2s.corpus import CorpusError
+from tests.support.corpus import read_split
 from s2s.prepare import bible, manpages, prepare_bible, prepare_manpages
 from s2s.prepare.bible import DEV_BOOKS, TEST_BOOKS, clean_verse, split_by_book
 from s2s.prepare.manpages import macro_args, name_summary, parse_page, roff_to_text, split_of_page

@@ -127,7 +127,7 @@ def test_every_model_variant_quantizes_and_scores_close_to_fp32(options):
 
 
 def _agreement(a, b) -> float:
-    return sum(x == y for x, y in zip(a, b)) / len(a)
+    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
 
 
 def test_int8_decodes_the_toy_task_like_fp32(toy_model):

@@ -22,7 +22,8 @@ def test_beam_one_equals_greedy(input_feeding):
     greedy = greedy_search(model, _encode(model, src, lengths), caps)
     beam = beam_search(model, _encode(model, src, lengths), caps, beam=1, alpha=0.0)
     assert [g[0].tokens for g in greedy] == [b[0].tokens for b in beam]
-    for g, b in zip(greedy, beam):
+    assert len(greedy) == len(beam) == 6
+    for g, b in zip(greedy, beam, strict=True):
         assert g[0].log_prob == pytest.approx(b[0].log_prob, abs=1e-5)
 
 
@@ -81,7 +82,8 @@ def test_n_best_sorted_and_caps_respected():
     src, lengths = random_batch(batch=3)
     caps = torch.tensor([2, 5, 1])
     results = beam_search(model, _encode(model, src, lengths), caps, beam=5, n_best=3)
-    for hyps, cap in zip(results, caps.tolist()):
+    assert len(results) == 3
+    for hyps, cap in zip(results, caps.tolist(), strict=True):
         assert 1 <= len(hyps) <= 3
         assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
         assert all(len(h.tokens) <= cap for h in hyps)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from s2s.stream.local import private_serve
+from tests.support.serve import private_serve
 
 from .streams import StreamApp
 

@@ -29,10 +29,6 @@ def test_unknown_task_is_rejected_naming_what_is_served():
     assert "summarization" in rejected.detail
 
 
-def test_by_name():
-    assert ROUTER.by_name("man") is MAN
-
-
 def test_legacy_task_names_still_pick_their_route():
     # Records already in topics may say "translate"/"summarize" (the names before s2s/tasks.py).
     assert ROUTER.route("en", "summarize") is EN_SUM
