@@ -355,11 +355,12 @@ class PollLoop:
 
     # -- drain: shutdown and rebalance --------------------------------------------------------
 
-    def _drain(self, deadline: float) -> None:
-        """Finish in-flight batches in order until none is left or the deadline passes;
-        the rest is dropped uncommitted (redelivered), partitions seek back to it."""
+    def _drain(self, deadline: float, only: set[TopicPartition] | None = None) -> None:
+        """Finish in-flight batches in order until none is left (with ``only``: none that
+        touches those partitions) or the deadline passes; the rest is dropped uncommitted
+        (redelivered), partitions seek back to it."""
         self._submit_gathered(force=True)
-        while self._ledger.has_pending() and self._now() < deadline:
+        while self._must_drain(only) and self._now() < deadline:
             head = self._ledger.head()
             concurrent.futures.wait([call.future for call in head.calls], timeout=max(0.0, deadline - self._now()))
             try:
@@ -368,16 +369,23 @@ class PollLoop:
             except Exception as err:  # noqa: BLE001 - give up draining; leftovers are redelivered
                 log.warning("drain stopped: %r", err)
                 break
-        if self._ledger.has_pending():
+        if self._must_drain(only):
             log.warning("drain left %d records in flight; they will be redelivered", self._ledger.in_flight())
             self._seek_back()
 
+    def _must_drain(self, only: set[TopicPartition] | None) -> bool:
+        if only is None:
+            return self._ledger.has_pending()
+        return any(only.intersection(batch.first_offsets()) for batch in self._ledger.batches())
+
     def before_revoke(self, revoked: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        """Called by the listener before partitions go: drain, then return the offsets still to
-        commit for them (at-least-once; exactly-once committed them in its transactions)."""
+        """Called by the listener before partitions go: drain what touches them, then return the
+        offsets still to commit for them (at-least-once; exactly-once committed them in its
+        transactions). Under the eager assignor ``revoked`` is every partition; under the
+        cooperative one only those that move, and the work of the kept ones goes on."""
         revoked = set(revoked)
         self.stats.revocations += 1
-        self._drain(self._now() + self._config.ingress.drain_timeout_s)
+        self._drain(self._now() + self._config.ingress.drain_timeout_s, only=revoked)
         uncommitted = self._ledger.uncommitted()
         self._forget(revoked)
         return {tp: off for tp, off in uncommitted.items() if tp in revoked}

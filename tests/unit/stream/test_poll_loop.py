@@ -288,6 +288,26 @@ def test_revoke_drains_finished_work_and_rewinds_the_rest():
     assert offsets == {P0: 1, P1: 0}
 
 
+def test_a_cooperative_revoke_drains_only_the_partitions_that_move():
+    # Under the cooperative assignor the listener hears of the moving partitions only: their
+    # work is finished and handed over; the kept partition is neither waited for nor paused,
+    # sought back or forgotten.
+    translator = FakeTranslator(immediate=False)
+    worker, consumer, delivery, _ = make_worker([records("in", 1, 0, [b"moves"])], translator,
+                                                commit_interval_ms=3_600_000)
+    worker.step()
+    translator.release()                      # P1's batch is finished, not yet delivered
+    consumer.polls.append(records("in", 0, 0, [b"kept"]))
+    worker.step()                             # delivers P1's answer; P0's call is still running
+    offsets = worker.before_revoke({P1})
+    assert offsets == {P1: 1} and delivery.values("out") == [b"MOVES"]
+    assert consumer.seeks == [] and consumer.paused_set == set()
+    assert worker._ledger.in_flight() == 1    # P0's record is still on its way
+    translator.release()
+    worker.step()
+    assert delivery.values("out") == [b"MOVES", b"KEPT"]
+
+
 def test_listener_commits_what_the_drain_made_safe():
     worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a"])], commit_interval_ms=3_600_000)
     worker.step()
