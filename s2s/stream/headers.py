@@ -16,8 +16,11 @@ outputs to inputs and find the input again:
     s2s-original-size     dead letters cut to fit the producer's request size only: the
                           input's "key=<bytes> value=<bytes> headers=<bytes>" sizes
     s2s-null-headers      dead letters only: names of input headers whose value was null
+    traceparent           W3C trace context of the s2s span (tracing.py): a child of the input's
+    tracestate            traceparent, tracestate kept; a new trace with ingress.tracing; else none
 
-A dead letter also keeps the input's own headers (after the ones above), key and value bytes.
+A dead letter also keeps the input's own headers (after the ones above), key and value bytes,
+except its traceparent and tracestate: those on an output are always ours (the continued ones).
 Kafka lets a header value be null and any bytes; kafka-python's producer refuses a null value,
 so a null is copied as an empty value and named in s2s-null-headers. A dead letter too large to
 produce carries a cut copy (records.py).
@@ -28,6 +31,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from .messages import Reason, Request
+from .tracing import FIELDS as TRACE_FIELDS
 
 CORRELATION_ID = "s2s-correlation-id"
 SOURCE_TOPIC = "s2s-source-topic"
@@ -74,26 +78,34 @@ def source_headers(record: SourceRecord, corr_id: str) -> Headers:
 
 
 def output_headers(record: SourceRecord, corr_id: str, model_name: str, model_version: str,
-                   now_ms: int) -> Headers:
+                   now_ms: int, trace: Headers = ()) -> Headers:
+    """Where the input was, which model answered, how long it took; ``trace``: tracing.trace_headers."""
     latency = max(0, now_ms - record.timestamp) if record.timestamp and record.timestamp > 0 else 0
     return source_headers(record, corr_id) + [
         (MODEL_NAME, model_name.encode()), (MODEL_VERSION, model_version.encode()),
-        (LATENCY_MS, str(latency).encode())]
+        (LATENCY_MS, str(latency).encode())] + list(trace)
 
 
-def error_headers(record: SourceRecord, corr_id: str, reason: Reason, detail: str) -> Headers:
-    """What every dead letter says: where its input was, and why it is here."""
+def error_headers(record: SourceRecord, corr_id: str, reason: Reason, detail: str, trace: Headers = ()) -> Headers:
+    """What every dead letter says: where its input was, and why it is here (and its trace context)."""
     return source_headers(record, corr_id) + [
         (ERROR_REASON, reason.value.encode()),
-        (ERROR_DETAIL, detail.encode("utf-8", "replace")[:_DETAIL_CAP])]
+        (ERROR_DETAIL, detail.encode("utf-8", "replace")[:_DETAIL_CAP])] + list(trace)
 
 
-def dead_letter_headers(record: SourceRecord, corr_id: str, reason: Reason, detail: str) -> Headers:
+def copied_headers(record: SourceRecord) -> InputHeaders:
+    """The input's headers a dead letter may copy: all but the trace context (ours replaces it,
+    and a malformed one counts as none)."""
+    return [(name, value) for name, value in record.headers or () if name not in TRACE_FIELDS]
+
+
+def dead_letter_headers(record: SourceRecord, corr_id: str, reason: Reason, detail: str,
+                        trace: Headers = ()) -> Headers:
     """error_headers, then the input's own headers except the names ours already carry (so a
     reader that keeps the last value of a name still reads ours)."""
-    ours = error_headers(record, corr_id, reason, detail)
+    ours = error_headers(record, corr_id, reason, detail, trace)
     taken = {name for name, _ in ours} | {NULL_HEADERS}
-    copied = [(name, value) for name, value in record.headers or () if name not in taken]
+    copied = [(name, value) for name, value in copied_headers(record) if name not in taken]
     nulls = [name for name, value in copied if value is None]
     if nulls:
         ours.append((NULL_HEADERS, ",".join(nulls).encode("utf-8", "replace")[:_DETAIL_CAP]))

@@ -8,12 +8,17 @@ bytes at all, only where the input was and why it is here.
     answer            output topic, the input's key, the decoded text, source + model headers
     dead_letter       dead-letter topic, the input's key, value and headers (cut to fit)
     bare_dead_letter  dead-letter topic, no key, empty value, where-and-why headers only
+
+Each of them carries the W3C trace context of the s2s span (tracing.py): the input's traceparent
+continued (same trace id, a new span id, tracestate kept), else with ``tracing`` (the config's
+ingress.tracing) a new trace, else none.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from . import headers as hdr
+from .tracing import trace_headers
 from .messages import Reason, Rejection, Request
 
 RECORD_OVERHEAD = 512  # bytes a record batch adds around one record (headers' framing, varints, batch header)
@@ -34,27 +39,31 @@ class OutRecord:
 
 
 def answer(record, request: Request, topic: str, value: bytes, model_name: str, model_version: str,
-           now_ms: int) -> OutRecord:
+           now_ms: int, tracing: bool = False) -> OutRecord:
     corr = hdr.correlation_id(record, request)
-    headers = hdr.output_headers(record, corr, model_name, model_version, now_ms)
+    trace = trace_headers(record.headers, tracing)
+    headers = hdr.output_headers(record, corr, model_name, model_version, now_ms, trace)
     return OutRecord(topic, record.key, value, headers)
 
 
-def dead_letter(record, request: Request | None, rejection: Rejection, topic: str, max_bytes: int) -> OutRecord:
+def dead_letter(record, request: Request | None, rejection: Rejection, topic: str, max_bytes: int,
+                tracing: bool = False) -> OutRecord:
     """The input's key, value and headers with ours in front; cut to ``max_bytes`` if over."""
     corr = hdr.correlation_id(record, request)
-    headers = hdr.dead_letter_headers(record, corr, rejection.reason, rejection.detail)
+    trace = trace_headers(record.headers, tracing)
+    headers = hdr.dead_letter_headers(record, corr, rejection.reason, rejection.detail, trace)
     letter = OutRecord(topic, record.key, _value(record.value, record.key), headers)
     if letter.size() <= max_bytes:
         return letter
-    return _cut(record, hdr.error_headers(record, corr, rejection.reason, rejection.detail), topic, max_bytes)
+    return _cut(record, hdr.error_headers(record, corr, rejection.reason, rejection.detail, trace), topic, max_bytes)
 
 
-def bare_dead_letter(record, rejection: Rejection, topic: str) -> OutRecord:
+def bare_dead_letter(record, rejection: Rejection, topic: str, tracing: bool = False) -> OutRecord:
     """A dead letter that copies nothing of the input: the last step when even a cut copy is
     refused. The input is still in its topic at the offset the headers name."""
     corr = hdr.correlation_id(record, None)
-    headers = hdr.error_headers(record, corr, rejection.reason, rejection.detail)
+    headers = hdr.error_headers(record, corr, rejection.reason, rejection.detail,
+                                trace_headers(record.headers, tracing))
     if rejection.reason is not Reason.UNREADABLE:  # an unparsed record's sizes are unknown
         headers.append(_sizes(record))
     return OutRecord(topic, None, b"", headers)
@@ -65,7 +74,7 @@ def _cut(record, ours: hdr.Headers, topic: str, max_bytes: int) -> OutRecord:
     of what is left, then as much of the key and the value as fits (key first: it names the record)."""
     ours = ours + [_sizes(record)]
     room = max_bytes - hdr.size_of(ours) - RECORD_OVERHEAD
-    copied = [(name, b"" if value is None else value) for name, value in record.headers or ()
+    copied = [(name, b"" if value is None else value) for name, value in hdr.copied_headers(record)
               if not name.startswith("s2s-")]
     if hdr.size_of(copied) > room // 2:
         copied = []

@@ -230,7 +230,8 @@ class PollLoop:
         now_ms = int(time.time() * 1000)
         records = [r for batch in ready for r in batch.records]
         outputs = [out for batch in ready for out in
-                   batch.outputs(self._kafka.dead_letter_topic, now_ms, self._kafka.max_request_bytes)]
+                   batch.outputs(self._kafka.dead_letter_topic, now_ms, self._kafka.max_request_bytes,
+                                 self._config.ingress.tracing)]
         try:
             committed = self._delivery.deliver(outputs, self._ledger.offsets_after(ready), self._consumer)
         except DeliveryError as err:

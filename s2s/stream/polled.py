@@ -161,19 +161,19 @@ class PolledBatch:
         """Per partition, the offset after this batch's last record (what a commit stores)."""
         return {TopicPartition(r.topic, r.partition): r.offset + 1 for r in self.records}
 
-    def outputs(self, dead_letter_topic: str, now_ms: int, max_bytes: int) -> list[OutRecord]:
+    def outputs(self, dead_letter_topic: str, now_ms: int, max_bytes: int, tracing: bool = False) -> list[OutRecord]:
         """One answer or dead letter per record, in record order, each at most ``max_bytes``.
         Re-raises a failed call's exception: a call that failed as a whole (replica died,
-        timeout) is retried, not dead-lettered."""
+        timeout) is retried, not dead-lettered. ``tracing``: ingress.tracing (tracing.py)."""
         results = self._results()
         out = []
         for i, (record, plan) in enumerate(zip(self.records, self.plans)):
             try:
-                out.append(_output(record, plan, results.get(i), dead_letter_topic, now_ms, max_bytes))
+                out.append(_output(record, plan, results.get(i), dead_letter_topic, now_ms, max_bytes, tracing))
             except Exception as err:  # noqa: BLE001 - a bug must not stall the partition
                 log.exception("building the answer of %s/%d/%d failed", record.topic, record.partition, record.offset)
                 rejection = Rejection(Reason.INTERNAL_ERROR, f"building its answer raised {err!r}", bare=True)
-                out.append(bare_dead_letter(record, rejection, dead_letter_topic))
+                out.append(bare_dead_letter(record, rejection, dead_letter_topic, tracing))
         return out
 
     def _results(self) -> dict[int, tuple[TranslateResult, int]]:
@@ -188,20 +188,20 @@ class PolledBatch:
 
 
 def _output(record, plan: Plan, result: tuple[TranslateResult, int] | None, dead_letter_topic: str,
-            now_ms: int, max_bytes: int) -> OutRecord:
+            now_ms: int, max_bytes: int, tracing: bool = False) -> OutRecord:
     """The answer to one record, or its dead letter (bad input, model error, answer too large)."""
     if isinstance(plan, Rejection):
         if plan.bare:
-            return bare_dead_letter(record, plan, dead_letter_topic)
-        return dead_letter(record, None, plan, dead_letter_topic, max_bytes)
+            return bare_dead_letter(record, plan, dead_letter_topic, tracing)
+        return dead_letter(record, None, plan, dead_letter_topic, max_bytes, tracing)
     translated, position = result
     decoded = translated.outcomes[position]
     if decoded.error is not None:
         return dead_letter(record, plan.request, Rejection(Reason.MODEL_ERROR, decoded.error), dead_letter_topic,
-                           max_bytes)
+                           max_bytes, tracing)
     reply = answer(record, plan.request, plan.route.output_topic, encode_reply(plan.request, decoded.text, plan.route.task),
-                   translated.model_name, translated.model_version, now_ms)
+                   translated.model_name, translated.model_version, now_ms, tracing)
     if reply.size() > max_bytes:  # a key near the broker's limit: the answer cannot carry it
         too_large = Rejection(Reason.UNSENDABLE, f"its answer would be {reply.size()} bytes, over {max_bytes}")
-        return dead_letter(record, plan.request, too_large, dead_letter_topic, max_bytes)
+        return dead_letter(record, plan.request, too_large, dead_letter_topic, max_bytes, tracing)
     return reply

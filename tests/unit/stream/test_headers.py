@@ -34,3 +34,13 @@ def test_dead_letter_headers_keep_the_input_headers_after_ours():
     assert headers[-1] == ("trace", b"abc")
     assert hdr.as_dict(headers)[hdr.ERROR_REASON] == "bad_json"
     assert len(dict(headers)[hdr.ERROR_DETAIL]) == 1000
+
+
+def test_dead_letter_headers_put_our_trace_context_in_place_of_the_inputs():
+    parent = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    ours = [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01")]
+    record = Record("en", 0, 1, b"x", headers=[("traceparent", parent), ("tracestate", b"a=1"), ("app", None)])
+    headers = hdr.dead_letter_headers(record, "c", Reason.BAD_JSON, "d", ours)
+    assert [(n, v) for n, v in headers if n.startswith("trace")] == ours
+    assert headers[-1] == ("app", b"") and hdr.as_dict(headers)[hdr.NULL_HEADERS] == "app"
+    assert [(n, v) for n, v in hdr.dead_letter_headers(record, "c", Reason.BAD_JSON, "d") if n.startswith("trace")] == []
