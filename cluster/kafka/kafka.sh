@@ -21,6 +21,12 @@
 #   KAFKA_SASL_USERS       "user:password[,user:password...]": adds a SASL_PLAINTEXT listener
 #                          (mechanism PLAIN) that accepts these users               [none]
 #   KAFKA_SASL_PORT        that SASL_PLAINTEXT listener on 127.0.0.1                 [19094]
+#   KAFKA_SSL_PORT         adds an SSL listener on 127.0.0.1 (TLS, no client certificate)  [none]
+#   KAFKA_MTLS_PORT        adds an SSL listener on 127.0.0.1 that requires a client
+#                          certificate signed by the CA below (mutual TLS)           [none]
+#   KAFKA_TLS_DIR          the CA, broker and client certificates made for them, once
+#                          (ca.pem, client.pem + client.key for mutual TLS)          [$KAFKA_HOME_DIR/tls]
+#   KAFKA_TLS_DAYS         validity of the certificates made there                   [365]
 #
 # A KRaft cluster of N combined broker+controller nodes beside the single node (own dirs, ports):
 #   bash cluster/kafka/kafka.sh cluster-start [N]   # N brokers [3], a quorum of N voters; waits for all
@@ -54,6 +60,10 @@ JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 PYTHON="${KAFKA_PYTHON:-python3}"
 SASL_USERS="${KAFKA_SASL_USERS:-}"
 SASL_PORT="${KAFKA_SASL_PORT:-19094}"
+SSL_PORT="${KAFKA_SSL_PORT:-}"
+MTLS_PORT="${KAFKA_MTLS_PORT:-}"
+TLS_DIR="${KAFKA_TLS_DIR:-$HOME_DIR/tls}"
+TLS_DAYS="${KAFKA_TLS_DAYS:-365}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 NODE_ID=1
 PROBE_NODE=""  # a cluster broker: ready once the metadata lists this node id
@@ -169,11 +179,81 @@ PY
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 # The listeners clients may use: PLAINTEXT always (the inter-broker listener, which the
-# readiness probe uses too), SASL_PLAINTEXT as well when KAFKA_SASL_USERS is set.
+# readiness probe uses too), SASL_PLAINTEXT as well when KAFKA_SASL_USERS is set, SSL with
+# KAFKA_SSL_PORT, MTLS (protocol SSL, client certificate required) with KAFKA_MTLS_PORT.
 client_listeners() {
     local listeners="PLAINTEXT://$HOST:$PORT"
     [[ -z "$SASL_USERS" ]] || listeners+=",SASL_PLAINTEXT://$HOST:$SASL_PORT"
+    [[ -z "$SSL_PORT" ]] || listeners+=",SSL://$HOST:$SSL_PORT"
+    [[ -z "$MTLS_PORT" ]] || listeners+=",MTLS://$HOST:$MTLS_PORT"
     echo "$listeners"
+}
+
+tls_enabled() { [[ -n "$SSL_PORT" || -n "$MTLS_PORT" ]]; }
+
+# --- TLS: a CA of this broker's own, a broker certificate for 127.0.0.1 and localhost, and a
+# client certificate for mutual TLS; made once with openssl (idempotent), kept in TLS_DIR ----
+
+tls_ready() {
+    local f
+    for f in ca.pem broker.p12 store.pass client.pem client.key; do [[ -s "$TLS_DIR/$f" ]] || return 1; done
+}
+
+# openssl ARGS..., its chatter kept in TLS_DIR/openssl.log and shown only when it fails.
+tls_openssl() {
+    openssl "$@" >>"$TLS_DIR/openssl.log" 2>&1 || { tail -n 20 "$TLS_DIR/openssl.log" >&2; die "openssl $1 failed"; }
+}
+
+# tls_leaf NAME SUBJECT EXTENSION...: an EC P-256 key and a certificate signed by the CA.
+tls_leaf() {
+    local name="$1" subject="$2"
+    shift 2
+    tls_openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$TLS_DIR/$name.key" -out "$TLS_DIR/$name.csr" -subj "$subject"
+    printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+        "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid,issuer" "$@" >"$TLS_DIR/$name.ext"
+    tls_openssl x509 -req -in "$TLS_DIR/$name.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+        -set_serial "0x$(openssl rand -hex 16)" -days "$TLS_DAYS" -sha256 -extfile "$TLS_DIR/$name.ext" \
+        -out "$TLS_DIR/$name.pem"
+    rm -f "$TLS_DIR/$name.csr" "$TLS_DIR/$name.ext"
+}
+
+make_tls() {
+    tls_ready && return 0
+    command -v openssl >/dev/null || die "KAFKA_SSL_PORT/KAFKA_MTLS_PORT need openssl to make the certificates"
+    local old_umask
+    old_umask="$(umask)"
+    umask 077  # private keys and the key store password: this user only
+    mkdir -p "$TLS_DIR"
+    rm -f "$TLS_DIR"/{ca,broker,client}.{pem,key} "$TLS_DIR/broker.p12" "$TLS_DIR/store.pass" "$TLS_DIR/openssl.log"
+    log "making a CA and broker/client certificates in $TLS_DIR"
+    tls_openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -days "$TLS_DAYS" \
+        -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" -subj "/CN=s2s kafka.sh test CA $(new_cluster_id)" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    tls_leaf broker "/CN=localhost" "subjectAltName=DNS:localhost,IP:$HOST" "extendedKeyUsage=serverAuth"
+    tls_leaf client "/CN=s2s-client" "extendedKeyUsage=clientAuth"
+    # The broker's key store: PKCS12 (key + chain) under a random password only server.properties holds.
+    head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$TLS_DIR/store.pass"
+    tls_openssl pkcs12 -export -in "$TLS_DIR/broker.pem" -inkey "$TLS_DIR/broker.key" -certfile "$TLS_DIR/ca.pem" \
+        -name broker -out "$TLS_DIR/broker.p12" -passout "file:$TLS_DIR/store.pass"
+    chmod 644 "$TLS_DIR/ca.pem" "$TLS_DIR/broker.pem" "$TLS_DIR/client.pem"  # certificates are public
+    umask "$old_umask"
+}
+
+# The TLS listeners' settings: one key store for both, and for MTLS a trust store (the CA) and
+# ssl.client.auth=required. Makes the certificates first if they are not there.
+tls_config() {
+    tls_enabled || return 0
+    make_tls
+    local pass
+    pass="$(cat "$TLS_DIR/store.pass")"
+    echo "ssl.keystore.type=PKCS12"
+    echo "ssl.keystore.location=$TLS_DIR/broker.p12"
+    echo "ssl.keystore.password=$pass"
+    echo "ssl.key.password=$pass"
+    echo "ssl.truststore.type=PEM"
+    echo "ssl.truststore.location=$TLS_DIR/ca.pem"
+    echo "listener.name.mtls.ssl.client.auth=required"
 }
 
 # PlainLoginModule's JAAS line, one user_NAME="PASSWORD" option per KAFKA_SASL_USERS entry.
@@ -204,8 +284,9 @@ sasl_config() {
 
 write_config() {
     mkdir -p "$DATA_DIR"
-    local sasl old_umask
+    local sasl tls old_umask
     sasl="$(sasl_config)" || exit 1
+    tls="$(tls_config)" || exit 1
     old_umask="$(umask)"
     umask 077  # the file may hold SASL passwords: readable by this user only
     rm -f "$PROPS"
@@ -218,8 +299,9 @@ listeners=$(client_listeners),CONTROLLER://$HOST:$CONTROLLER_PORT
 advertised.listeners=$(client_listeners),CONTROLLER://$HOST:$CONTROLLER_PORT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,MTLS:SSL
 $sasl
+$tls
 log.dirs=$DATA_DIR
 num.partitions=1
 auto.create.topics.enable=true
@@ -322,7 +404,7 @@ wait_ready() {
             tail -n 40 "$LOG_FILE" >&2 || true
             die "broker exited during startup (log: $LOG_FILE)"
         fi
-        if port_open "$PORT" && probe_metadata 1 "$PROBE_NODE" 2>/dev/null && sasl_port_ready; then
+        if port_open "$PORT" && probe_metadata 1 "$PROBE_NODE" 2>/dev/null && extra_ports_ready; then
             return 0
         fi
         sleep 0.5
@@ -331,7 +413,12 @@ wait_ready() {
     die "broker did not answer on $BOOTSTRAP within ${KAFKA_START_TIMEOUT:-60}s (log: $LOG_FILE)"
 }
 
-sasl_port_ready() { [[ -z "$SASL_USERS" ]] || port_open "$SASL_PORT"; }
+# The SASL and TLS listeners answer too (they open after the PLAINTEXT one).
+extra_ports_ready() {
+    [[ -z "$SASL_USERS" ]] || port_open "$SASL_PORT" || return 1
+    [[ -z "$SSL_PORT" ]] || port_open "$SSL_PORT" || return 1
+    [[ -z "$MTLS_PORT" ]] || port_open "$MTLS_PORT"
+}
 
 lock_home() {
     mkdir -p "$HOME_DIR"
@@ -364,8 +451,11 @@ cmd_start() {
     fi
     local ports=("$PORT" "$CONTROLLER_PORT")
     [[ -z "$SASL_USERS" ]] || ports+=("$SASL_PORT")
+    [[ -z "$SSL_PORT" ]] || ports+=("$SSL_PORT")
+    [[ -z "$MTLS_PORT" ]] || ports+=("$MTLS_PORT")
     boot "the broker" "${ports[@]}"
     log "Apache Kafka $KAFKA_VERSION up on $(client_listeners) (pid $(cat "$PID_FILE"), ${SECONDS}s total, ${BOOT_S}s broker start; log $LOG_FILE)"
+    ! tls_enabled || log "TLS: CA $TLS_DIR/ca.pem; mutual TLS client certificate $TLS_DIR/client.pem, key $TLS_DIR/client.key"
 }
 
 cmd_stop() {
@@ -413,8 +503,8 @@ cmd_status() {
 cmd_clean() {
     cmd_stop
     rm -rf "$DATA_DIR" "$PROPS" "$HOME_DIR/log4j2.properties" "$LOG_FILE" "$LOG_FILE.1" \
-        "$HOME_DIR/tools-log4j2.properties"
-    log "removed data and logs under $HOME_DIR"
+        "$HOME_DIR/tools-log4j2.properties" "$HOME_DIR/tls"
+    log "removed data, logs and certificates under $HOME_DIR"
 }
 
 cmd_logs() {
@@ -504,7 +594,7 @@ use_broker() {
     PORT="${ports[id - 1]}" CONTROLLER_PORT="${controllers[id - 1]}" BOOTSTRAP="$HOST:${ports[id - 1]}"
     HOME_DIR="$CLUSTER_DIR/broker-$id" DATA_DIR="$CLUSTER_DIR/broker-$id/data"
     PROPS="$HOME_DIR/server.properties" LOG_FILE="$HOME_DIR/server.log" PID_FILE="$HOME_DIR/kafka.pid"
-    SASL_USERS="" HEAP_OPTS="$CLUSTER_HEAP_OPTS"
+    SASL_USERS="" SSL_PORT="" MTLS_PORT="" HEAP_OPTS="$CLUSTER_HEAP_OPTS"
 }
 
 lock_cluster() {
