@@ -30,7 +30,8 @@ def main() -> int:
         return 0
     deploy([with_model_root(spec, args.model_root) for spec in specs])
     for spec in specs:
-        print(f"{spec.name}: running, ingress replicas {app_stats(spec.name)}")
+        replicas = app_stats(spec.name)
+        print(f"{spec.name}: running, {len(replicas)} ingress replica(s) polling")
     return 0
 
 
