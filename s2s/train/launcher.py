@@ -40,7 +40,7 @@ from .data import (RunStorage, check_data_paths, dev_pairs, learn_and_store_voca
                    read_pairs, resolve_path, training_dataset)
 from .job import TrainJob
 from .progress import append_record, format_report, summarize_reports
-from .rank import FAIL_AT_STEP_ENV, train_fn_per_worker
+from .rank import train_fn_per_worker
 
 log = logging.getLogger(__name__)
 
@@ -189,15 +189,9 @@ def build_trainer(job: TrainJob, dataset: Any, use_gpu: bool, out_dir: Path) -> 
                                                checkpoint_score_attribute=SCORE_METRIC,
                                                checkpoint_score_order="max"),
             callbacks=[ProgressCallback(str(out_dir / "progress.jsonl"))],
-            logging_config=LoggingConfig(log_level="WARNING"),
-            worker_runtime_env=_worker_env()),
+            logging_config=LoggingConfig(log_level="WARNING")),
         datasets={"train": dataset},
         dataset_config=ExactlyOnceDataConfig())
-
-
-def _worker_env() -> dict[str, Any]:
-    value = os.environ.get(FAIL_AT_STEP_ENV)
-    return {"env_vars": {FAIL_AT_STEP_ENV: value}} if value else {}
 
 
 # --------------------------------------------------------------------------- export

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -38,11 +37,6 @@ from .telemetry import TrainTelemetry
 from .sharding import split_to_count
 
 log = logging.getLogger(__name__)
-
-# Fault injection for the failure tests: the last rank exits hard at this step, once
-# (only on an attempt that did not start from a checkpoint).
-FAIL_AT_STEP_ENV = "S2S_TRAIN_FAIL_AT_STEP"
-
 
 def train_fn_per_worker(config: dict[str, Any]) -> None:
     _quiet_report_log()
@@ -72,7 +66,6 @@ class RankLoop:
         self.window = {"loss": 0.0, "tokens": 0, "seconds": 0.0}
         self.metrics = TrainTelemetry(job.ray.run_name or self.cfg.name, self.rank)
         self.new_ids: list[int] = []    # trained on since the last report
-        self.fail_at_step = int(os.environ.get(FAIL_AT_STEP_ENV) or 0)
         self.resegmenter = resegmenter(self.cfg, job.src_vocab, job.tgt_vocab)
         keep = t.average_last if self.rank == 0 else 0
         self.recent = RecentWeights(keep) if keep else None
@@ -128,7 +121,6 @@ class RankLoop:
         batches = self._plan_epoch()
         for index, positions in enumerate(batches):
             self._step(positions)
-            self._maybe_fail()
             if self._any_rank(self._out_of_time()):
                 self._report(epoch_done=index == len(batches) - 1)
                 return True
@@ -170,17 +162,6 @@ class RankLoop:
     def _out_of_time(self) -> bool:
         budget = self.cfg.training.max_minutes
         return budget > 0 and time.time() - self.started >= budget * 60
-
-    def _maybe_fail(self) -> None:
-        at = self.fail_at_step
-        if at and self.progress.step == at and self.resumed_from < 0 \
-                and self.rank == self.world - 1:
-            # Die only once the last report is committed, so the restart has a known
-            # checkpoint to come back to (Ray polls workers every couple of seconds).
-            ray.train.get_all_reported_checkpoints(
-                consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED, timeout_s=120)
-            log.warning("rank %d: injected failure at step %d", self.rank, at)
-            os._exit(1)
 
     # ----------------------------------------------------------------- reports
 

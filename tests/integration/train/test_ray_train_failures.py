@@ -1,4 +1,5 @@
-"""Fault tolerance: a killed worker and a killed driver both resume from the last checkpoint."""
+"""Fault tolerance: a worker process killed from outside and a killed driver both resume from
+the last checkpoint."""
 from __future__ import annotations
 
 import json
@@ -11,37 +12,50 @@ import pytest
 from s2s.train.config import load_ray_config
 from s2s.train.launcher import train_on_ray
 from s2s.train.progress import read_records
-from s2s.train.rank import FAIL_AT_STEP_ENV
 
-from .helpers import REPO_DIR, TRAIN_PAIRS, lines_until, toy_config
+from .helpers import REPO_DIR, TRAIN_PAIRS, WorkerKiller, lines_until, toy_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(420)]
 
 
-def test_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, toy_data, tmp_path,
-                                                        monkeypatch):
-    # ~27 steps per epoch: reports at 10 and 20 (mid-epoch checkpoints) and the epoch end.
-    # The last worker exits hard at step 15, after the step-10 checkpoint was committed.
-    config = toy_config(tmp_path / "c.yaml", toy_data, epochs=1,
+def test_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, toy_data, tmp_path):
+    # ~27 steps per epoch on each of 2 workers, a report (and checkpoint) every 10 steps and
+    # at each epoch's end. Once the report at step 60 (in epoch 3) is in the progress log, one
+    # worker process is SIGKILLed from outside; the group restarts from the latest checkpoint.
+    config = toy_config(tmp_path / "c.yaml", toy_data, epochs=4,
                         ray={"workers": 2, "checkpoint_every": 10, "max_failures": 1,
                              "record_examples_dir": str(tmp_path / "audit")})
-    monkeypatch.setenv(FAIL_AT_STEP_ENV, "15")
+    killer = WorkerKiller(tmp_path / "run" / "progress.jsonl", at_step=60)
+    killer.start()
     summary = train_on_ray(*load_ray_config(config), tmp_path / "run")
+    killer.join(timeout=10)
+    assert killer.error is None and killer.killed_pid, killer.error
 
     records = read_records(tmp_path / "run" / "progress.jsonl")
     before = [r for r in records if r["resumed_from"] < 0]
     after = [r for r in records if r["resumed_from"] >= 0]
-    assert [r["step"] for r in before] == [10]
-    assert {r["resumed_from"] for r in after} == {10}        # the checkpoint, not step 0
-    assert after[0]["step"] == 20 and after[-1]["epoch"] == 1
-    assert summary["final_metrics"]["epoch"] == 1 and "dev_bleu" in summary["final_metrics"]
+    resumed = before[-1]["step"]            # the latest checkpoint when the worker died
+    assert resumed >= killer.seen_step >= 60 and after, [r["step"] for r in records]
+    assert {r["resumed_from"] for r in after} == {resumed}
+    assert after[-1]["epoch"] == 4 and summary["final_metrics"]["epoch"] == 4
+    assert summary["final_metrics"]["step"] == after[-1]["step"]
 
-    # The data position came back too: across the crash, epoch 0 saw every example once.
+    # Weights and optimizer came back: the first window after the restart trains on from
+    # the checkpoint's loss, far below a fresh model's (the first window of the run).
+    fresh, at_checkpoint = before[0]["train_loss"], before[-1]["train_loss"]
+    assert after[0]["train_loss"] < min(0.5 * fresh, 1.5 * at_checkpoint), \
+        (fresh, at_checkpoint, after[0]["train_loss"])
+    # So did the history: the checkpoint's records, then the restarted group's.
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [r["step"] for r in history] == [r["step"] for r in before + after]
+
+    # The data position came back too: across the crash, every epoch saw every example once.
     seen = defaultdict(list)
     for line in (tmp_path / "audit" / "examples.jsonl").read_text().splitlines():
         entry = json.loads(line)
         seen[entry["epoch"]].extend(entry["ids"])
-    assert len(seen[0]) == len(set(seen[0])) == TRAIN_PAIRS
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert all(len(ids) == len(set(ids)) == TRAIN_PAIRS for ids in seen.values())
 
 
 def test_rerun_after_the_driver_died_resumes(ray_cluster, toy_data, tmp_path):
