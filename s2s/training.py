@@ -1,6 +1,7 @@
-"""Single-process training: the per-step function, LR schedule, dev evaluation,
-early stopping and best/last checkpoints. The Ray Train worker reuses
-`train_step`, `LRSchedule`, `encode_corpus` and `evaluate` from here.
+"""The parts of training under the loop (`train_loop.py`), shared by both paths: the encoded
+corpus, the per-step function (`train_step`, mixed precision optional), the LR schedule
+(warm-up, decay on plateau), dev evaluation, seeding and RNG state, and `Progress`, where
+a run is (saved with every checkpoint).
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Driver-side data: the training split as a tokenized Ray Dataset, the dev pairs, and
-the run's vocabulary kept next to its checkpoints.
+"""The Ray path's data. Driver side: the training split as a tokenized Ray Dataset, the dev
+pairs, and the run's vocabulary kept next to its checkpoints. Worker side: the rank's
+shard pulled into memory (`read_shard`) and `ShardFeed`, the training loop's feed on a rank.
 
     Parquet --read_parquet(row_hash)--> clean + tokenize (map_batches)
             --repartition into many small blocks--> materialize --> streaming_split per worker
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -21,11 +23,14 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ..batching import truncate
+from ..batching import Batch, truncate
 from ..config import DataConfig, ExperimentConfig
 from ..corpus import CorpusError, read_corpus
+from ..subword import Resegmenter
+from ..training import Progress
 from ..vocabulary import Vocabulary, learn_vocabularies
-from .sharding import Shard
+from .job import epoch_seen_after
+from .sharding import Shard, split_to_count
 
 # Blocks per worker: streaming_split hands out whole blocks, so a few per worker keep
 # the shards within a block of each other in size.
@@ -239,3 +244,55 @@ def read_shard(iterator: Any) -> Shard:
             tgt_texts.extend(batch.column("tgt").to_pylist())
     all_ids = np.concatenate(ids).astype(np.uint64) if ids else np.zeros(0, dtype=np.uint64)
     return Shard(all_ids, src, tgt, src_texts or None, tgt_texts or None)
+
+
+class ShardFeed:
+    """The training loop's feed on one rank (`train_loop.Feed`), Ray-free.
+
+    The epoch's data position is the set of example ids all ranks have trained on
+    (`seen`, checkpointed and restored with the rank's state): a resumed epoch trains on
+    what is left, however Ray Data reshards the rows. Every rank takes as many steps as
+    the one with the most batches (`split_to_count`). With subword regularization the
+    texts are re-segmented at each draw, seeded by the examples' stable ids, so a restart
+    draws the same. With `record_dir`, rank 0 appends the ids every rank trained on to
+    record_dir/examples.jsonl at each evaluation (an audit trail for the tests).
+    """
+
+    def __init__(self, shard: Shard, batch_tokens: int, seed: int,
+                 resegmenter: Resegmenter | None = None, record_dir: str = ""):
+        self.shard, self.batch_tokens, self.seed = shard, batch_tokens, seed
+        self.resegmenter, self.record_dir = resegmenter, record_dir
+        self.seen: set[int] = set()           # ids trained on this epoch, by every rank
+        self.new_ids: list[int] = []          # this rank's, since the last evaluation
+
+    def epoch(self, progress: Progress, ranks: Any) -> list[list[int]]:
+        positions = self.shard.remaining(self.seen)
+        batches = self.shard.batches(positions, self.batch_tokens, self.seed + ranks.rank,
+                                     progress.epoch)
+        return split_to_count(batches, ranks.max(len(batches)))
+
+    def batch(self, positions: list[int], epoch: int) -> Batch:
+        if self.resegmenter is None:
+            return self.shard.collate(positions)
+        return self.resegmenter.collate(self.shard.src_texts, self.shard.tgt_texts, positions,
+                                        epoch, self.shard.example_ids(positions))
+
+    def trained(self, positions: list[int]) -> None:
+        self.new_ids.extend(self.shard.example_ids(positions))
+
+    def window_done(self, progress: Progress, ranks: Any, epoch_done: bool) -> int:
+        new_ids = ranks.gather(self.new_ids)
+        if self.record_dir and ranks.rank == 0:
+            record_examples(Path(self.record_dir), progress, new_ids)
+        self.seen = set() if epoch_done else epoch_seen_after(self.seen, new_ids)
+        self.new_ids = []
+        return sum(len(ids) for ids in new_ids)
+
+
+def record_examples(out: Path, progress: Progress, new_ids: list[list[int]]) -> None:
+    """Append the example ids each rank trained on to out/examples.jsonl."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "examples.jsonl", "a", encoding="utf-8") as log_file:
+        for rank, ids in enumerate(new_ids):
+            log_file.write(json.dumps({"epoch": progress.epoch, "rank": rank,
+                                       "step": progress.step, "ids": ids}) + "\n")

@@ -1,4 +1,4 @@
-"""What the driver hands every worker, and the trainer state a checkpoint carries. No Ray here.
+"""What the driver hands every worker, and the trainer state a Ray checkpoint carries. No Ray here.
 
 The driver learns the vocabulary and reads the dev set once; workers get both inside the
 train loop config (plain dicts, bytes and lists), so no worker needs the driver's files:
@@ -13,7 +13,6 @@ import pyarrow as pa
 import torch
 
 from ..config import ExperimentConfig, from_dict
-from ..training import LRSchedule, Progress
 from ..vocabulary import Vocabulary
 from .config import RayTrainConfig
 from .sharding import array_to_ids, ids_to_array
@@ -50,20 +49,17 @@ class TrainJob:
 @dataclass
 class Restored:
     """What a worker takes back from a checkpoint's trainer state."""
-    optimizer: dict[str, Any]
-    schedule: dict[str, Any]
-    progress: Progress
-    seen: set[int]                  # example ids already trained on in progress.epoch
+    trainer: dict[str, Any]         # train_loop.trainer_state: optimizer, schedule, progress
+    seen: set[int]                  # example ids already trained on in the progress' epoch
     rng: dict[str, Any] | None      # this rank's RNG; None when the world size changed
 
 
-def pack_state(optimizer: torch.optim.Optimizer, schedule: LRSchedule, progress: Progress,
-               seen: set[int], rng_states: list[dict[str, Any]]) -> dict[str, Any]:
-    """Trainer state for `save_checkpoint`: tensors, numbers, lists and dicts only, so it
+def pack_state(trainer: dict[str, Any], seen: set[int],
+               rng_states: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Ray checkpoint's trainer state: the loop's (`train_loop.trainer_state`), the epoch's
+    covered example ids and every rank's RNG; tensors, numbers, lists and dicts only, so it
     loads with torch.load(weights_only=True)."""
-    return {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-            "progress": asdict(progress),
-            "seen": torch.from_numpy(ids_to_array(sorted(seen))),
+    return {**trainer, "seen": torch.from_numpy(ids_to_array(sorted(seen))),
             "rng": rng_states, "world_size": len(rng_states)}
 
 
@@ -71,8 +67,8 @@ def unpack_state(state: dict[str, Any], rank: int, world_size: int) -> Restored:
     # RNG streams are per rank; with a different number of workers there is no
     # meaningful mapping, so they are re-seeded instead.
     same_world = int(state["world_size"]) == world_size
-    return Restored(state["optimizer"], state["schedule"], Progress(**state["progress"]),
-                    array_to_ids(state["seen"].numpy()),
+    trainer = {k: v for k, v in state.items() if k not in ("seen", "rng", "world_size")}
+    return Restored(trainer, array_to_ids(state["seen"].numpy()),
                     state["rng"][rank] if same_world else None)
 
 
@@ -82,17 +78,3 @@ def epoch_seen_after(seen: set[int], new_ids: list[list[int]]) -> set[int]:
     for ids in new_ids:
         merged.update(ids)
     return merged
-
-
-def window_stats(per_rank: list[dict[str, float]]) -> dict[str, Any]:
-    """Loss and throughput since the last report, from every rank's own counters.
-
-    Workers step in lock-step (DDP), so the slowest one's compute time is the wall time
-    the whole group needed for all their tokens.
-    """
-    tokens = sum(r["tokens"] for r in per_rank)
-    seconds = max((r["seconds"] for r in per_rank), default=0.0)
-    return {"train_loss": sum(r["loss"] for r in per_rank) / max(tokens, 1),
-            "tokens": tokens, "seconds": seconds,
-            "tokens_per_s": tokens / max(seconds, 1e-9),
-            "tokens_per_s_workers": [r["tokens"] / max(r["seconds"], 1e-9) for r in per_rank]}

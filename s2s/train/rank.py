@@ -1,20 +1,23 @@
-"""The function every Ray Train worker runs: one DDP rank of the core training loop.
+"""The function every Ray Train worker runs: one DDP rank of the one training loop
+(`s2s/train_loop.py`), with the Ray seams plugged in.
 
-It mirrors `s2s.trainer.Trainer` (same step function, LR schedule, dev evaluation, early
-stopping, best score and history) with three differences: the data is this worker's
-Ray Data shard, gradients are averaged by DDP, and every report (each epoch end and every
-`ray.checkpoint_every` steps) hands Ray Train a checkpoint in the core format whose
-trainer state also holds every rank's RNG and the set of examples this epoch has covered.
+    feed         this rank's Ray Data shard (`data.ShardFeed`): the epoch's covered example
+                 ids are the data position; every rank takes the same number of steps
+    ranks        `TorchRanks`: torch.distributed collectives (gloo on CPU, NCCL on GPU),
+                 set up by Ray Train; gradients are averaged by DDP
+    checkpoints  `RayReports`: at every report (each epoch end and every
+                 `ray.checkpoint_every` steps) rank 0 hands Ray Train a checkpoint in the
+                 core format whose trainer state also holds every rank's RNG and the seen set
+    on_step      `TrainTelemetry`: tokens and tokens/s as Ray metrics
+
 With `training.average_last: N`, rank 0 keeps the weights of its last N reported
 checkpoints in memory and, when training ends, writes their average (scored on dev) to
 STORAGE/RUN_NAME/averaged; a restarted worker group averages what it reported since.
 """
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +27,23 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from ..averaging import RecentWeights, dev_scorer, export_average
+from ..averaging import RecentWeights
 from ..checkpoint import load_checkpoint, load_trainer_state, save_checkpoint
 from ..model import build_model
-from ..prediction import Translator
 from ..subword import resegmenter
-from ..training import (LRSchedule, Progress, encode_corpus, evaluate, rng_state,
-                        seed_everything, set_rng_state, set_threads, train_step)
-from .data import RunStorage, read_shard
-from .job import TrainJob, epoch_seen_after, pack_state, unpack_state, window_stats
+from ..train_loop import (Evaluation, StepDone, TrainLoop, build_loop, export_recent_average,
+                          resume_from, run_training, trainer_state)
+from ..training import rng_state, seed_everything, set_rng_state, set_threads
+from .data import RunStorage, ShardFeed, read_shard
+from .job import Restored, TrainJob, pack_state, unpack_state
 from .telemetry import TrainTelemetry
-from .sharding import split_to_count
 
 log = logging.getLogger(__name__)
 
+
 def train_fn_per_worker(config: dict[str, Any]) -> None:
     _quiet_report_log()
-    RankLoop(TrainJob.from_loop_config(config)).run()
+    run_training(build_rank_loop(TrainJob.from_loop_config(config)))
 
 
 def _quiet_report_log() -> None:
@@ -51,216 +54,122 @@ def _quiet_report_log() -> None:
     logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
-class RankLoop:
-    def __init__(self, job: TrainJob):
-        self.job, self.cfg = job, job.experiment
-        context = ray.train.get_context()
-        self.rank, self.world = context.get_world_rank(), context.get_world_size()
-        t = self.cfg.training
-        set_threads(t.threads or max(1, int(job.ray.cpus_per_worker)))
-        seed_everything(t.seed + self.rank)
-        self.device = ray.train.torch.get_device()
-        self.shard = read_shard(ray.train.get_dataset_shard("train"))
-        self._build(ray.train.get_checkpoint())
-        self.ddp_model = ray.train.torch.prepare_model(self.model)
-        self.window = {"loss": 0.0, "tokens": 0, "seconds": 0.0}
-        self.metrics = TrainTelemetry(job.ray.run_name or self.cfg.name, self.rank)
-        self.new_ids: list[int] = []    # trained on since the last report
-        self.resegmenter = resegmenter(self.cfg, job.src_vocab, job.tgt_vocab)
-        keep = t.average_last if self.rank == 0 else 0
+def build_rank_loop(job: TrainJob) -> TrainLoop:
+    """This rank's loop: a new model, or the one in Ray Train's checkpoint and its state."""
+    cfg, t, context = job.experiment, job.experiment.training, ray.train.get_context()
+    ranks = TorchRanks(context.get_world_rank(), context.get_world_size(),
+                       ray.train.torch.get_device())
+    set_threads(t.threads or max(1, int(job.ray.cpus_per_worker)))
+    seed_everything(t.seed + ranks.rank)
+    feed = ShardFeed(read_shard(ray.train.get_dataset_shard("train")), t.batch_tokens, t.seed,
+                     resegmenter(cfg, job.src_vocab, job.tgt_vocab), job.ray.record_examples_dir)
+    model, restored = _model_and_state(job, ray.train.get_checkpoint(), ranks)
+    reports = RayReports(job, feed, ranks.rank)
+    telemetry = TrainTelemetry(job.ray.run_name or cfg.name, ranks.rank)
+    loop = build_loop(cfg, model, (job.src_vocab, job.tgt_vocab), job.dev_table(), ranks.device,
+                      feed=feed, ranks=ranks, checkpoints=reports,
+                      report_every=job.ray.report_every(t.eval_every),
+                      on_step=lambda done: _record_step(telemetry, done))
+    if restored is not None:
+        _resume(loop, restored, feed, reports)
+    loop.step_model = ray.train.torch.prepare_model(model)
+    log.info("rank %d/%d: %d examples in shard, device %s, resumed from step %d", ranks.rank,
+             ranks.world, len(feed.shard), ranks.device, reports.resumed_from)
+    return loop
+
+
+def _model_and_state(job: TrainJob, checkpoint: ray.train.Checkpoint | None,
+                     ranks: "TorchRanks") -> tuple[torch.nn.Module, Restored | None]:
+    if checkpoint is None:
+        src, tgt, t = job.src_vocab, job.tgt_vocab, job.experiment.training
+        model = build_model(job.experiment.model, len(src), len(tgt), src is tgt, t.seed)
+        return model.to(ranks.device), None
+    with checkpoint.as_directory() as path:
+        model = load_checkpoint(path, ranks.device).model
+        return model, unpack_state(load_trainer_state(path), ranks.rank, ranks.world)
+
+
+def _resume(loop: TrainLoop, restored: Restored, feed: ShardFeed, reports: "RayReports") -> None:
+    resume_from(loop, restored.trainer)
+    feed.seen = restored.seen
+    reports.resumed_from = loop.progress.step
+    if restored.rng is not None:
+        set_rng_state(restored.rng)
+    else:
+        seed_everything(loop.cfg.training.seed + loop.ranks.rank + loop.progress.step)
+
+
+def _record_step(telemetry: TrainTelemetry, done: StepDone) -> None:
+    telemetry.record_step(done.tokens, done.window.tokens, done.window.seconds)
+
+
+class RayReports:
+    """The loop's checkpoints on Ray: every evaluation is a `ray.train.report` by every rank
+    (the metrics the driver prints), with rank 0's checkpoint; at the end rank 0 writes the
+    average of its last reported weights to STORAGE/RUN_NAME/averaged."""
+
+    def __init__(self, job: TrainJob, feed: ShardFeed, rank: int):
+        self.job, self.feed, self.rank = job, feed, rank
+        self.resumed_from = -1               # the step this attempt started from
+        keep = job.experiment.training.average_last if rank == 0 else 0
         self.recent = RecentWeights(keep) if keep else None
-        log.info("rank %d/%d: %d examples in shard, device %s, resumed from step %d",
-                 self.rank, self.world, len(self.shard), self.device, self.resumed_from)
 
-    # ----------------------------------------------------------------- setup / resume
-
-    def _build(self, checkpoint: ray.train.Checkpoint | None) -> None:
-        t = self.cfg.training
-        self.progress, self.seen, self.resumed_from = Progress(), set(), -1
-        if checkpoint is None:
-            src, tgt = self.job.src_vocab, self.job.tgt_vocab
-            self.model = build_model(self.cfg.model, len(src), len(tgt), src is tgt,
-                                     t.seed).to(self.device)
-            restored = None
-        else:
-            with checkpoint.as_directory() as path:
-                self.model = load_checkpoint(path, self.device).model
-                restored = unpack_state(load_trainer_state(path), self.rank, self.world)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr)
-        self.schedule = LRSchedule(self.optimizer, t)
-        if restored is not None:
-            self._restore(restored)
-        self.translator = Translator(self.model, self.job.src_vocab, self.job.tgt_vocab,
-                                     self.cfg.testing, self.cfg.data.max_src_len,
-                                     self.cfg.data.max_tgt_len, self.device)
-        self.dev = encode_corpus(self.job.dev_table(), self.job.src_vocab, self.job.tgt_vocab,
-                                 self.cfg.data.max_src_len, self.cfg.data.max_tgt_len)
-
-    def _restore(self, restored) -> None:
-        self.optimizer.load_state_dict(restored.optimizer)
-        self.schedule.load_state_dict(restored.schedule)
-        self.progress, self.seen = restored.progress, restored.seen
-        self.resumed_from = self.progress.step
-        if restored.rng is not None:
-            set_rng_state(restored.rng)
-        else:
-            seed_everything(self.cfg.training.seed + self.rank + self.progress.step)
-
-    # ----------------------------------------------------------------- the loop
-
-    def run(self) -> None:
-        self.started = time.time()
-        stop = False
-        while not stop and self.progress.epoch < self.cfg.training.epochs:
-            stop = self._run_epoch()
-        self._export_average()
-
-    def _run_epoch(self) -> bool:
-        """Train on what is left of the epoch; True when training must stop."""
-        every = self.job.ray.report_every(self.cfg.training.eval_every)
-        batches = self._plan_epoch()
-        for index, positions in enumerate(batches):
-            self._step(positions)
-            if self._any_rank(self._out_of_time()):
-                self._report(epoch_done=index == len(batches) - 1)
-                return True
-            if self.progress.step % every == 0 and index < len(batches) - 1 and \
-                    self._report(epoch_done=False):
-                return True
-        return self._report(epoch_done=True)
-
-    def _plan_epoch(self) -> list[list[int]]:
-        t = self.cfg.training
-        positions = self.shard.remaining(self.seen)
-        batches = self.shard.batches(positions, t.batch_tokens, t.seed + self.rank,
-                                     self.progress.epoch)
-        return split_to_count(batches, self._max_over_ranks(len(batches)))
-
-    def _step(self, positions: list[int]) -> None:
-        p = self.progress
-        started = time.perf_counter()
-        batch = self._collate(positions).to(self.device)
-        loss = train_step(self.ddp_model, batch, self.optimizer, self.schedule,
-                          self.cfg.training)
-        elapsed = time.perf_counter() - started
-        p.step, p.batch_in_epoch = p.step + 1, p.batch_in_epoch + 1
-        p.tokens, p.train_seconds = p.tokens + batch.ntokens, p.train_seconds + elapsed
-        self.window["loss"] += loss
-        self.window["tokens"] += batch.ntokens
-        self.window["seconds"] += elapsed
-        self.metrics.record_step(batch.ntokens, self.window["tokens"], self.window["seconds"])
-        self.new_ids.extend(self.shard.example_ids(positions))
-
-    def _collate(self, positions: list[int]):
-        """The batch; with subword regularization, freshly sampled segmentations seeded by
-        the examples' stable ids, so a restart (however resharded) draws the same."""
-        if self.resegmenter is None:
-            return self.shard.collate(positions)
-        return self.resegmenter.collate(self.shard.src_texts, self.shard.tgt_texts, positions,
-                                        self.progress.epoch, self.shard.example_ids(positions))
-
-    def _out_of_time(self) -> bool:
-        budget = self.cfg.training.max_minutes
-        return budget > 0 and time.time() - self.started >= budget * 60
-
-    # ----------------------------------------------------------------- reports
-
-    def _report(self, epoch_done: bool) -> bool:
-        """Gather stats, score dev, checkpoint and report; True = stop early."""
-        p, t = self.progress, self.cfg.training
-        stats = window_stats(self._gather(self.window))
-        new_ids = self._gather(self.new_ids)
-        self._record_examples(new_ids)
-        self.seen = set() if epoch_done else epoch_seen_after(self.seen, new_ids)
-        if epoch_done:
-            p.epoch, p.batch_in_epoch = p.epoch + 1, 0
-        dev = self._broadcast(self._evaluate() if self.rank == 0 else None)
-        score = next(iter(dev.values()))
-        self.schedule.observe(score)
-        improved = score > p.best_score
-        p.best_score, p.bad_evals = (score, 0) if improved else (p.best_score, p.bad_evals + 1)
-        record = {"step": p.step, "epoch": p.epoch, "lr": self.schedule.lr(),
-                  "train_loss": stats["train_loss"], "tokens_per_s": stats["tokens_per_s"],
-                  "wall_s": time.time() - self.started, **{f"dev_{k}": v for k, v in dev.items()}}
-        p.history.append(record)
-        metrics = {**record, "dev_score": score, "best_score": p.best_score,
-                   "tokens_per_s_workers": stats["tokens_per_s_workers"],
-                   "window_tokens": stats["tokens"], "window_seconds": stats["seconds"],
-                   "examples": sum(len(ids) for ids in new_ids), "resumed_from": self.resumed_from,
+    def save(self, loop: TrainLoop, ev: Evaluation) -> None:
+        metrics = {**ev.record, "dev_score": ev.score, "best_score": loop.progress.best_score,
+                   "tokens_per_s_workers": ev.stats["tokens_per_s_workers"],
+                   "window_tokens": ev.stats["tokens"], "window_seconds": ev.stats["seconds"],
+                   "examples": ev.examples, "resumed_from": self.resumed_from,
                    "rank": self.rank, "node": ray.get_runtime_context().get_node_id()}
-        self._checkpoint_and_report(metrics, dev)
-        self.window = {"loss": 0.0, "tokens": 0, "seconds": 0.0}
-        self.new_ids = []
-        return t.early_stopping > 0 and p.bad_evals >= t.early_stopping
-
-    def _evaluate(self) -> dict[str, float]:
-        t = self.cfg.training
-        return evaluate(self.translator, self.dev, self.cfg.data.task, t.dev_sentences)
-
-    def _checkpoint_and_report(self, metrics: dict[str, Any], dev: dict[str, float]) -> None:
-        rngs = self._gather(rng_state())
+        rngs = loop.ranks.gather(rng_state())
         with tempfile.TemporaryDirectory(prefix="s2s-ckpt-") as tmp:
             checkpoint = None
             if self.rank == 0:
-                state = pack_state(self.optimizer, self.schedule, self.progress, self.seen, rngs)
-                path = save_checkpoint(Path(tmp) / "checkpoint", self.model, self.job.src_vocab,
-                                       self.job.tgt_vocab, self.cfg, dev, state)
+                state = pack_state(trainer_state(loop), self.feed.seen, rngs)
+                path = save_checkpoint(Path(tmp) / "checkpoint", loop.model, loop.src_vocab,
+                                       loop.tgt_vocab, loop.cfg, ev.dev, state)
                 checkpoint = ray.train.Checkpoint.from_directory(str(path))
                 if self.recent is not None:
-                    self.recent.add(self.model, self.progress.step)
+                    self.recent.add(loop.model, loop.progress.step)
             ray.train.report(metrics, checkpoint=checkpoint)
 
-    def _export_average(self) -> None:
+    def finish(self, loop: TrainLoop) -> dict[str, Any]:
         """Rank 0: the average of the last reported weights -> STORAGE/RUN_NAME/averaged."""
         if not self.recent:
-            return
-        t, job = self.cfg.training, self.job
-        score = dev_scorer(self.translator, self.dev, self.cfg.data.task, t.dev_sentences)
+            return {}
+        ray_cfg = self.job.ray
         with tempfile.TemporaryDirectory(prefix="s2s-avg-") as tmp:
-            summary = export_average(self.recent, self.model, job.src_vocab, job.tgt_vocab,
-                                     self.cfg, Path(tmp) / "averaged", score)
-            where = RunStorage(job.ray.storage_path, job.ray.run_name).put_directory(
+            summary = export_recent_average(loop, self.recent, Path(tmp) / "averaged")
+            where = RunStorage(ray_cfg.storage_path, ray_cfg.run_name).put_directory(
                 Path(summary["path"]), "averaged")
         log.info("average of the checkpoints of steps %s written to %s (dev %s)",
                  summary["steps"], where, summary["metrics"])
+        return summary
 
-    def _record_examples(self, new_ids: list[list[int]]) -> None:
-        """Audit trail: the example ids each rank trained on, per epoch (rank 0 writes)."""
-        out = self.job.ray.record_examples_dir
-        if not out or self.rank != 0:
-            return
-        Path(out).mkdir(parents=True, exist_ok=True)
-        with open(Path(out) / "examples.jsonl", "a", encoding="utf-8") as log_file:
-            for rank, ids in enumerate(new_ids):
-                log_file.write(json.dumps({"epoch": self.progress.epoch, "rank": rank,
-                                           "step": self.progress.step, "ids": ids}) + "\n")
 
-    # ----------------------------------------------------------------- collectives
-    # torch.distributed (gloo on CPU, NCCL on GPU) is already set up by Ray Train;
-    # with one worker there is nobody to talk to.
+class TorchRanks:
+    """`train_loop.Ranks` over torch.distributed, which Ray Train has set up; with one
+    worker there is nobody to talk to."""
 
-    def _gather(self, value: Any) -> list[Any]:
+    def __init__(self, rank: int, world: int, device: torch.device):
+        self.rank, self.world, self.device = rank, world, device
+
+    def gather(self, value: Any) -> list[Any]:
         if self.world == 1:
             return [value]
         out: list[Any] = [None] * self.world
         dist.all_gather_object(out, value)
         return out
 
-    def _broadcast(self, value: Any) -> Any:
+    def broadcast(self, value: Any) -> Any:
         if self.world == 1:
             return value
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def _max_over_ranks(self, value: int) -> int:
+    def max(self, value: int) -> int:
         if self.world == 1:
             return value
         tensor = torch.tensor([value], dtype=torch.long, device=self.device)
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return int(tensor.item())
-
-    def _any_rank(self, flag: bool) -> bool:
-        if self.world == 1 or self.cfg.training.max_minutes <= 0:
-            return flag
-        return self._max_over_ranks(int(flag)) > 0

@@ -23,6 +23,7 @@ from s2s.prediction import Translator
 from s2s.train.config import load_ray_config
 from s2s.train.launcher import train_on_ray
 from s2s.train.progress import read_records
+from s2s.train_loop import HISTORY_KEYS
 
 from .helpers import TRAIN_PAIRS, toy_config
 
@@ -58,8 +59,17 @@ def test_two_workers_on_two_nodes_learn_the_toy_task(two_node_run, ray_cluster):
     assert summary["best_score"] > 60 and summary["epochs"] == EPOCHS
     assert summary["final_metrics"]["step"] == records[-1]["step"]
     run_dir = two_node_run.out / "run"
-    assert len(json.loads((run_dir / "history.json").read_text())) == EPOCHS
     assert (run_dir / "training_curve.png").stat().st_size > 0
+
+
+def test_history_has_the_keys_of_every_path_and_the_reported_values(two_node_run):
+    # The same record as the local trainer's (tests/unit/train/test_train_loop.py shows
+    # their meaning is the same), one per report, with the values the driver printed.
+    history = json.loads((two_node_run.out / "run" / "history.json").read_text())
+    assert len(history) == len(two_node_run.records) == EPOCHS
+    for record, reported in zip(history, two_node_run.records, strict=True):
+        assert set(record) == set(HISTORY_KEYS) | {"dev_bleu", "dev_chrf"}
+        assert record == {key: reported[key] for key in record}
 
 
 def test_shards_are_disjoint_and_cover_the_data_every_epoch(two_node_run):
