@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400
 
 IDENTITY = "s2s.stream.models:load_identity_model"
 BIG_VALUE = 1_048_000  # under the broker's message.max.bytes, over what a dead letter may copy whole
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01".encode()
 
 # Console producer lines: headers TAB key TAB value; NULL stands for a null key/value/header value.
 CONSOLE_LINES = [
@@ -50,6 +52,8 @@ def produce_with_kafka_python(bootstrap: str, topic: str) -> None:
         dict(key=b"many-headers", value=b"many headers", headers=[(f"h{i}", b"v" * 20) for i in range(500)]),
         dict(key=b"k" * 900_000, value=b"large key", headers=[]),
         dict(key=b"big-value", value=b"x" * BIG_VALUE, headers=[("origin", b"test")]),
+        dict(key=b"traced", value=b"a traced text", headers=[("traceparent", TRACEPARENT), ("tracestate", b"a=1")]),
+        dict(key=b"bad-traceparent", value=b"a bad traceparent", headers=[("traceparent", b"\xff\x00-01")]),
     ]
     records += [dict(key=f"good-{i}".encode(), value=f"good text {i}".encode(), headers=[]) for i in range(40)]
     futures = [producer.send(topic, **record) for record in records]
@@ -80,7 +84,7 @@ def test_every_hostile_record_is_answered_or_dead_lettered_once(stream_app, toy_
     produce_with_kafka_python(app.bootstrap, app.topics["in"])
     produce_with_kcat(app.bootstrap, app.topics["in"])
     ends = end_offsets(app.bootstrap, app.topics["in"])
-    assert sum(ends.values()) == len(CONSOLE_LINES) + 44 + 3
+    assert sum(ends.values()) == len(CONSOLE_LINES) + 46 + 3
     wait_for_commits(app.bootstrap, app, timeout_s=180)
 
     written = {}
@@ -105,6 +109,11 @@ def test_every_hostile_record_is_answered_or_dead_lettered_once(stream_app, toy_
     # The record with no key is answered; the unparsable one is a bare dead letter (its key unread).
     assert keyless == [("dlq", b"", "unreadable", "2"), ("out", b"no key at all", "", keyless[1][3])]
     assert by_key[b"kcat-after"][0] == "out" and by_key[b"null-header"][0] == "out"
+    # W3C trace context: continued (same trace, a span of s2s's own, tracestate kept); a malformed one is none
+    traced = hdr.as_dict(by_key[b"traced"][1].headers)
+    assert traced["traceparent"].split("-")[1] == TRACE_ID and traced["traceparent"].encode() != TRACEPARENT
+    assert traced["tracestate"] == "a=1"
+    assert "traceparent" not in hdr.as_dict(by_key[b"bad-traceparent"][1].headers)  # ingress.tracing is off
     big = by_key[b"big-value"][1]
     assert len(big.value) < BIG_VALUE and header(big, hdr.ORIGINAL_SIZE).startswith(f"key=9 value={BIG_VALUE}")
     stats = [s for s in app.stats() if isinstance(s, dict)]
