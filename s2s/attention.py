@@ -104,11 +104,18 @@ class BahdanauAttention(Attention):
         return self.energy(hidden).squeeze(-1)                     # batch x tgt x src
 
 
+# The attention types by config name: `model.attention` accepts exactly these, so a new
+# type is a class above and a line here.
+ATTENTION_TYPES: dict[str, type[Attention]] = {
+    "bahdanau": BahdanauAttention,
+    "luong_dot": LuongDotAttention,
+    "luong_general": LuongGeneralAttention,
+}
+
+
 def build_attention(kind: str, query_size: int, mem_size: int,
                     coverage: bool = False) -> Attention:
-    classes = {"bahdanau": BahdanauAttention, "luong_dot": LuongDotAttention,
-               "luong_general": LuongGeneralAttention}
-    attention = classes[kind](query_size, mem_size)
+    attention = ATTENTION_TYPES[kind](query_size, mem_size)
     if coverage:
         attention.add_coverage()
     return attention

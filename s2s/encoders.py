@@ -5,8 +5,12 @@ import torch
 from torch import nn
 
 
+# The recurrent cells by config name (`model.rnn` accepts exactly these).
+RNN_TYPES: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
 def rnn_class(kind: str) -> type[nn.RNNBase]:
-    return {"lstm": nn.LSTM, "gru": nn.GRU}[kind]
+    return RNN_TYPES[kind]
 
 
 def reverse_index(lengths: torch.Tensor, width: int) -> torch.Tensor:

@@ -6,9 +6,15 @@ manifest, a stream route's `task` and the envelope's `task`.
 
 Before this vocabulary was fixed, configs and manifests said `translate`/`summarize`; those
 spellings are still read (old checkpoints and records already in topics carry them) and mean
-the same task.
+the same task. `Task` is the config field type that does so (`data.task`, a route's `task`).
 """
 from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+from .settings import one_of
 
 TASKS = ("translation", "summarization")
 LEGACY_NAMES = {"translate": "translation", "summarize": "summarization"}
@@ -18,3 +24,8 @@ def canonical_task(name: str) -> str:
     """`name` in the current vocabulary; names outside it pass through unchanged, so the
     caller's validation can name the allowed values."""
     return LEGACY_NAMES.get(name, name)
+
+
+# A config field naming a task (`data.task`, a route's `task`): an old spelling reads as its
+# current name, anything else outside TASKS is an error that lists them.
+Task = Annotated[str, AfterValidator(canonical_task), one_of(TASKS)]

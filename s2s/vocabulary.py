@@ -8,13 +8,19 @@ from __future__ import annotations
 import io
 import random
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
 
-from .config import TokenizerConfig
+if TYPE_CHECKING:  # config.py reads the model types below
+    from .config import TokenizerConfig
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+# The model types SentencePiece trains (`data.tokenizer.type`), and those that segment into
+# subwords: only they sample segmentations and spell unknown pieces as bytes.
+MODEL_TYPES = tuple(name.lower() for name in sentencepiece_model_pb2.TrainerSpec.ModelType.keys())
+SUBWORD_TYPES = ("bpe", "unigram")
 
 
 class Vocabulary:
