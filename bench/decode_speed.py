@@ -13,7 +13,6 @@ first `--bleu-sentences` pairs of --data (0: all of them; default: the timed sen
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import time
@@ -30,7 +29,7 @@ from s2s.training import set_threads  # noqa: E402
 def timed(translator: Translator, texts: list[str], batch_size: int, beam: int):
     """All texts through the Translator as `s2s translate` does: it sorts them by length and
     decodes `batch_size` at a time (batch size 1: one sentence after another)."""
-    translator.testing = dataclasses.replace(translator.testing, batch_size=batch_size)
+    translator.testing = translator.testing.replace(batch_size=batch_size)
     started = time.perf_counter()
     outputs = translator.best(texts, beam=beam)
     return outputs, time.perf_counter() - started

@@ -21,7 +21,6 @@ on the fly; --config uses that experiment's data instead.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -71,11 +70,9 @@ def bench_config(args: argparse.Namespace, work: Path) -> ExperimentConfig:
     if args.train_rows:
         pq.write_table(read_corpus(train).slice(0, args.train_rows), work / "train.parquet")
         train = str(work / "train.parquet")
-    data = dataclasses.replace(cfg.data, train=str(Path(train).resolve()),
-                               dev=str(Path(dev).resolve()) if dev else "")
-    training = dataclasses.replace(cfg.training, epochs=args.epochs, threads=1, max_minutes=0.0,
-                                   eval_every=10**9, early_stopping=0, dev_sentences=20,
-                                   device="cpu")
+    data = cfg.data.replace(train=str(Path(train).resolve()), dev=str(Path(dev).resolve()) if dev else "")
+    training = cfg.training.replace(epochs=args.epochs, threads=1, max_minutes=0.0, eval_every=10**9,
+                                    early_stopping=0, dev_sentences=20, device="cpu")
     return cfg.replace(data=data, training=training)
 
 

@@ -15,7 +15,6 @@ machine's noise hits them alike:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -83,7 +82,7 @@ def plain_step(model, batch, optimizer):
 
 def variants(cfg, vocab_size):
     m = cfg.model
-    make = lambda **kw: build_model(dataclasses.replace(m, **kw), vocab_size, vocab_size, True, 0)  # noqa: E731
+    make = lambda **kw: build_model(m.replace(**kw), vocab_size, vocab_size, True, 0)  # noqa: E731
     return {
         "s2s-parallel": make(input_feeding=False),
         "s2s-feeding": make(input_feeding=True),

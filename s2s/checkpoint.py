@@ -29,9 +29,10 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from .config import ConfigError, ExperimentConfig, from_dict
+from .config import ConfigError, ExperimentConfig
 from .model import Seq2Seq, build_model
 from .quantization import INT8, QUANTIZATIONS, check_quantization, quantize_model
+from .settings import load
 from .vocabulary import Vocabulary
 
 FORMAT_VERSION = 1
@@ -139,12 +140,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
         raise CheckpointError(f"{quantization} models decode on CPU only; asked for device {device} "
                               f"(use --device cpu, or the fp32 checkpoint on a GPU)")
     try:
-        raw = yaml.safe_load((path / "config.yaml").read_text())
-        config = from_dict(ExperimentConfig, raw)
+        config = load(ExperimentConfig, path / "config.yaml")  # old `task: translate` reads as translation
         src_file, tgt_file = _vocab_files(manifest["shared_vocab"])
         src_vocab = Vocabulary.load(path / src_file)
         tgt_vocab = src_vocab if manifest["shared_vocab"] else Vocabulary.load(path / tgt_file)
-    except (OSError, KeyError, yaml.YAMLError, ConfigError, RuntimeError) as err:
+    except (OSError, KeyError, ConfigError, RuntimeError) as err:
         raise CheckpointError(f"incomplete or corrupt checkpoint {path}: {err}") from err
     model = build_model(config.model, len(src_vocab), len(tgt_vocab), manifest["shared_vocab"])
     try:

@@ -147,14 +147,12 @@ class ToyModel:
 
 def toy_config(data_dir: Path, **training_overrides):
     """configs/toy-reverse.yaml pointed at `data_dir`, with training overrides."""
-    import dataclasses
-
     from s2s.config import load_config
 
     cfg = load_config(TOY_CONFIG)
-    data = dataclasses.replace(cfg.data, train=str(data_dir / "train.parquet"),
-                               dev=str(data_dir / "dev.parquet"), test=str(data_dir / "test.parquet"))
-    training = dataclasses.replace(cfg.training, **training_overrides)
+    data = cfg.data.replace(train=str(data_dir / "train.parquet"), dev=str(data_dir / "dev.parquet"),
+                            test=str(data_dir / "test.parquet"))
+    training = cfg.training.replace(**training_overrides)
     return cfg.replace(data=data, training=training)
 
 

@@ -7,12 +7,12 @@ provider, so every section the autoscaler reads is written out here.
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from ..config import ConfigError, from_dict
+from pydantic import Field, NonNegativeInt, PositiveFloat, model_validator
+
+from ..settings import ConfigModel, build, invalid
 
 DEFAULT_DIR = Path(".ray") / "cluster"   # state of `s2s cluster` (git-ignored .ray/)
 
@@ -27,32 +27,25 @@ _EMPTY_LAUNCHER_SECTIONS: dict[str, Any] = {
     "initialization_commands": [], "setup_commands": [], "head_setup_commands": [],
     "worker_setup_commands": [], "head_start_ray_commands": [], "worker_start_ray_commands": [],
 }
+Port = Annotated[int, Field(gt=0, lt=65536)]
 
 
-@dataclass(frozen=True)
-class LocalClusterConfig:
-    head_cpus: int = 1              # small, so a little demand already needs a worker node
-    worker_cpus: int = 2            # CPUs of each worker node the autoscaler adds
-    max_workers: int = 3            # upper bound on worker nodes
-    idle_timeout_s: float = 30.0    # a worker node idle this long is removed
-    object_store_mb: int = 200      # per node; Ray's default (30% of RAM) is far too much here
-    port: int = 6391                # GCS port: the address drivers and `--address` use
-    dashboard_port: int = 8266      # dashboard + Jobs API (`ray job submit --address`)
+class LocalClusterConfig(ConfigModel):
+    section: ClassVar[str] = "cluster"
 
-    def validate(self) -> "LocalClusterConfig":
-        _check(self.head_cpus >= 0, "head_cpus", self.head_cpus)
-        _check(self.worker_cpus >= 1, "worker_cpus", self.worker_cpus)
-        _check(self.max_workers >= 1, "max_workers", self.max_workers)
-        _check(self.idle_timeout_s > 0, "idle_timeout_s", self.idle_timeout_s)
-        _check(self.object_store_mb >= 80, "object_store_mb", self.object_store_mb)
-        for key in ("port", "dashboard_port"):
-            _check(0 < getattr(self, key) < 65536, key, getattr(self, key))
-        _check(self.port != self.dashboard_port, "dashboard_port", self.dashboard_port)
+    head_cpus: NonNegativeInt = 1   # small, so a little demand already needs a worker node
+    worker_cpus: Annotated[int, Field(ge=1)] = 2     # CPUs of each worker node the autoscaler adds
+    max_workers: Annotated[int, Field(ge=1)] = 3     # upper bound on worker nodes
+    idle_timeout_s: PositiveFloat = 30.0             # a worker node idle this long is removed
+    object_store_mb: Annotated[int, Field(ge=80)] = 200  # per node; Ray's default (30% of RAM) is far too much here
+    port: Port = 6391               # GCS port: the address drivers and `--address` use
+    dashboard_port: Port = 8266     # dashboard + Jobs API (`ray job submit --address`)
+
+    @model_validator(mode="after")
+    def ports_differ(self) -> "LocalClusterConfig":
+        if self.port == self.dashboard_port:
+            raise invalid(f"must differ from port ({self.port})", key="dashboard_port")
         return self
-
-    def override(self, **values: Any) -> "LocalClusterConfig":
-        """A copy with the given values (None means 'not given on the command line')."""
-        return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None}).validate()
 
     @property
     def address(self) -> str:
@@ -63,13 +56,8 @@ class LocalClusterConfig:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
 
-def _check(ok: bool, key: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"invalid value for cluster {key}: {value!r}")
-
-
 def cluster_config_from_dict(values: dict[str, Any]) -> LocalClusterConfig:
-    return from_dict(LocalClusterConfig, values, "cluster.").validate()
+    return build(LocalClusterConfig, values)
 
 
 def autoscaler_config(cfg: LocalClusterConfig) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -67,7 +67,7 @@ class ClusterState:
                                "then delete it") from err
 
     def write(self, state_dir: Path) -> None:
-        record = {"pid": self.pid, "temp_dir": self.temp_dir, "config": asdict(self.config)}
+        record = {"pid": self.pid, "temp_dir": self.temp_dir, "config": self.config.to_dict()}
         (Path(state_dir) / STATE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 

@@ -10,7 +10,6 @@ workers can record which examples an epoch has already covered.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -60,8 +59,7 @@ def with_data_root(cfg: ExperimentConfig, root: str | None) -> ExperimentConfig:
             return path
         return f"{root.rstrip('/')}/{path}" if is_uri(root) else str(Path(root) / path)
 
-    data = dataclasses.replace(cfg.data, train=rooted(cfg.data.train), dev=rooted(cfg.data.dev),
-                               test=rooted(cfg.data.test))
+    data = cfg.data.replace(train=rooted(cfg.data.train), dev=rooted(cfg.data.dev), test=rooted(cfg.data.test))
     return cfg.replace(data=data)
 
 

@@ -1,8 +1,6 @@
 """Fixtures for the core's unit tests: tiny configs and models with fixed seeds."""
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
@@ -14,7 +12,7 @@ def tiny_model_config(**overrides) -> ModelConfig:
     base = ModelConfig(emb_size=8, enc_hidden=6, dec_hidden=10, enc_layers=1, dec_layers=1,
                        attention="luong_general", input_feeding=False, dropout=0.0,
                        tied_embeddings=True)
-    return dataclasses.replace(base, **overrides)
+    return base.replace(**overrides)
 
 
 def tiny_model(vocab: int = 13, seed: int = 0, **overrides):

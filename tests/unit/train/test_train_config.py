@@ -76,3 +76,13 @@ def test_missing_data_path_fails_before_any_ray_work(tmp_path, capsys):
     assert main(["train", "--ray", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "data.train:" in err and "missing.parquet: no such file" in err
+
+
+def test_a_bad_ray_value_names_the_file_and_the_allowed_values(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("data:\n  train: t.parquet\nray:\n  placement_strategy: RANDOM\n")
+    with pytest.raises(ConfigError, match=rf"^{bad}: ray.placement_strategy must be one of PACK, SPREAD, "
+                                          r"STRICT_PACK, STRICT_SPREAD, got 'RANDOM'$"):
+        load_ray_config(bad)
+    cfg, _ = load_ray_config(TOY)
+    assert cfg.ray == {}  # the core config keeps no copy of the section
