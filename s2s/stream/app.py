@@ -14,7 +14,6 @@ inject a loader (e.g. the identity model).
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from ray import serve
@@ -44,9 +43,8 @@ def build_app(config: StreamConfig, loader: str | Loader | None = None) -> Appli
     the application, so the replicas do not depend on their own environment (the secrets they
     name are still read in the replicas).
     """
-    kafka = dataclasses.replace(config.kafka, bootstrap=resolve_bootstrap(config.kafka),
-                                security=resolve_security(config.kafka))
-    config = dataclasses.replace(config, kafka=kafka)
+    kafka = config.kafka.replace(bootstrap=resolve_bootstrap(config.kafka), security=resolve_security(config.kafka))
+    config = config.replace(kafka=kafka)
     translators = {route.name: _translator(route, loader) for route in config.routes}
     quarantines = {route.name: _quarantine(route, loader) for route in config.routes}
     ingress = serve.deployment(KafkaIngress).options(
@@ -100,7 +98,7 @@ def _quarantine(route, loader: str | Loader | None) -> Application:
     calls wait in their handles, not in this process, so a crash here fails exactly one call.
     On CPU with a small reservation, so it is schedulable whatever the translators hold; always
     up (a replica started on demand would make the first suspects' calls time out waiting)."""
-    quarantined = dataclasses.replace(route, device="cpu", num_gpus=0.0)
+    quarantined = route.replace(device="cpu", num_gpus=0.0)
     deployment = serve.deployment(TranslatorDeployment).options(
         name=f"{QUARANTINE_PREFIX}{route.name}",
         num_replicas=1,

@@ -35,7 +35,8 @@ def read_apps(path: str | Path) -> list[AppSpec]:
         if app.get("deployments"):
             raise StreamConfigError(f"{path}: applications[{i}].deployments overrides are not read by "
                                     "`s2s serve`; set replicas and resources in args instead")
-        specs.append(AppSpec(app.get("name") or f"s2s-{i}", stream_config_from_dict(app.get("args") or {})))
+        config = stream_config_from_dict(app.get("args") or {}, source=path, where=f"applications[{i}].args")
+        specs.append(AppSpec(app.get("name") or f"s2s-{i}", config))
     return specs
 
 
@@ -51,8 +52,8 @@ def with_model_root(spec: AppSpec, root: str | Path) -> AppSpec:
             model = Path(root).resolve() / model
             if not model.is_dir():
                 raise FileNotFoundError(f"route {route.name}: checkpoint {model} not found")
-        routes.append(dataclasses.replace(route, model=str(model)))
-    return dataclasses.replace(spec, config=dataclasses.replace(spec.config, routes=tuple(routes)))
+        routes.append(route.replace(model=str(model)))
+    return dataclasses.replace(spec, config=spec.config.replace(routes=tuple(routes)))
 
 
 def deploy(specs: list[AppSpec]) -> None:

@@ -14,6 +14,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
+from typing import ClassVar
+
+from pydantic import PositiveInt
+
+from ..settings import ConfigModel
 
 
 class Reason(str, Enum):
@@ -33,19 +38,15 @@ class Reason(str, Enum):
     UNREADABLE = "unreadable"      # the consumer cannot parse the record (e.g. a header key that is not UTF-8)
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Caps that protect the translator from one oversized or abusive message."""
+class Limits(ConfigModel):
+    """Caps that protect the translator from one oversized or abusive message (the stream
+    config's `limits:` section)."""
 
-    max_bytes: int = 16_384   # value size; longer sources are cut by the model anyway
-    max_beam: int = 16        # envelope "beam" above this is rejected
-    max_len: int = 512        # envelope "max_len" above this is rejected
+    section: ClassVar[str] = "limits"
 
-    def validate(self) -> "Limits":
-        for name in ("max_bytes", "max_beam", "max_len"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"limits.{name} must be a positive integer, got {getattr(self, name)!r}")
-        return self
+    max_bytes: PositiveInt = 16_384   # value size; longer sources are cut by the model anyway
+    max_beam: PositiveInt = 16        # envelope "beam" above this is rejected
+    max_len: PositiveInt = 512        # envelope "max_len" above this is rejected
 
 
 @dataclass(frozen=True)

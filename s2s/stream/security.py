@@ -14,28 +14,31 @@ it. Secrets are read when a client is built (inside the replica that uses it), w
         sasl_plain_password_file: /run/secrets/kafka-password   # or sasl_plain_password_env
         ssl_cafile: /etc/kafka/ca.pem
 
+KafkaSecurity is a frozen pydantic model (s2s/settings.py), checked when it is built: each
+protocol's required options are there, and an option the protocol would ignore is an error.
 Where no stream config is at hand (`s2s produce/consume`, the admin helpers, tests), the same
 mapping comes from the YAML file named by ``$S2S_KAFKA_SECURITY`` (or ``--security-config``).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
+from pydantic import model_validator
+
+from ..settings import ConfigModel, build, conflict, invalid, load, matching
 
 SECURITY_ENV = "S2S_KAFKA_SECURITY"  # path of a YAML file holding the mapping above
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WHERE = "kafka.security"
 # kafka-python's DEBUG wire dumps show every request, the SASL exchange with its password included.
 WIRE_LOGGERS = ("kafka.protocol.parser", "kafka.net.connection")
+_SASL_KEYS = ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password_env", "sasl_plain_password_file")
+_TLS_KEYS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password_env", "ssl_password_file")
+EnvName = Annotated[str, matching(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name")]
 
 
 class KafkaSecurityError(ValueError):
@@ -49,17 +52,19 @@ class Secret(str):
         return "'***'"
 
 
-@dataclass(frozen=True)
-class KafkaSecurity:
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None            # required with SASL_*
+class KafkaSecurity(ConfigModel):
+    section: ClassVar[str] = _WHERE
+    error: ClassVar[type[Exception]] = KafkaSecurityError
+
+    security_protocol: Literal[PROTOCOLS] = "PLAINTEXT"
+    sasl_mechanism: Literal[SASL_MECHANISMS] | None = None  # required with SASL_*
     sasl_plain_username: str | None = None       # required with SASL_*
-    sasl_plain_password_env: str | None = None   # exactly one of these two with SASL_*
+    sasl_plain_password_env: EnvName | None = None   # exactly one of these two with SASL_*
     sasl_plain_password_file: str | None = None
     ssl_cafile: str | None = None                # CA bundle (PEM); None: the system's CAs
     ssl_certfile: str | None = None              # client certificate (PEM), for mutual TLS
     ssl_keyfile: str | None = None               # its private key
-    ssl_password_env: str | None = None          # the key's passphrase: at most one of these
+    ssl_password_env: EnvName | None = None      # the key's passphrase: at most one of these
     ssl_password_file: str | None = None
     ssl_check_hostname: bool = True              # the broker certificate must name the host
 
@@ -71,37 +76,34 @@ class KafkaSecurity:
     def tls(self) -> bool:
         return self.security_protocol in ("SSL", "SASL_SSL")
 
-    def validate(self) -> "KafkaSecurity":
-        _check_types(self)
-        if self.security_protocol not in PROTOCOLS:
-            raise KafkaSecurityError(f"{_WHERE}.security_protocol must be one of {', '.join(PROTOCOLS)}, "
-                                     f"got {self.security_protocol!r}")
+    @model_validator(mode="after")
+    def protocol_options(self) -> "KafkaSecurity":
+        """Each protocol's required options; those it would silently ignore are errors: the
+        user expected them to act."""
+        for names, used in ((_SASL_KEYS, self.sasl), (_TLS_KEYS, self.tls)):
+            for name in names:
+                if not used and getattr(self, name) is not None:
+                    raise invalid(f"has no effect with security_protocol {self.security_protocol}", key=name)
         if self.sasl:
-            self._validate_sasl()
-        else:
-            _forbid(self, ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password_env",
-                           "sasl_plain_password_file"), f"security_protocol {self.security_protocol}")
+            self._check_sasl()
         if self.tls:
-            self._validate_tls()
-        else:
-            _forbid(self, ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password_env", "ssl_password_file"),
-                    f"security_protocol {self.security_protocol}")
+            self._check_tls()
         return self
 
-    def _validate_sasl(self) -> None:
-        if self.sasl_mechanism not in SASL_MECHANISMS:
-            raise KafkaSecurityError(f"{_WHERE}.sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)} "
-                                     f"with {self.security_protocol}, got {self.sasl_mechanism!r}")
+    def _check_sasl(self) -> None:
+        if self.sasl_mechanism is None:
+            raise invalid(f"must be one of {', '.join(SASL_MECHANISMS)} with {self.security_protocol}, got None",
+                          key="sasl_mechanism")
         if not self.sasl_plain_username:
-            raise KafkaSecurityError(f"{_WHERE}.sasl_plain_username is required with {self.security_protocol}")
+            raise invalid(f"is required with {self.security_protocol}", key="sasl_plain_username")
         _one_secret(self, "sasl_plain_password", required=True)
 
-    def _validate_tls(self) -> None:
+    def _check_tls(self) -> None:
         if self.ssl_keyfile and not self.ssl_certfile:
-            raise KafkaSecurityError(f"{_WHERE}.ssl_keyfile needs ssl_certfile (the client certificate)")
+            raise invalid("needs ssl_certfile (the client certificate)", key="ssl_keyfile")
         _one_secret(self, "ssl_password", required=False)
         if (self.ssl_password_env or self.ssl_password_file) and not self.ssl_certfile:
-            raise KafkaSecurityError(f"{_WHERE}.ssl_password_* unlocks a client key: set ssl_certfile too")
+            raise invalid("unlocks a client key: set ssl_certfile too", key="ssl_password_*")
 
     def client_configs(self) -> dict[str, Any]:
         """kafka-python keyword arguments, secrets read now (from the environment / files
@@ -153,33 +155,14 @@ def _remember(secret: str) -> Secret:
     return Secret(secret)
 
 
-def _check_types(security: KafkaSecurity) -> None:
-    for f in dataclasses.fields(security):
-        value = getattr(security, f.name)
-        if f.name == "ssl_check_hostname":
-            wanted, ok = "boolean (true or false)", isinstance(value, bool)
-        else:
-            wanted, ok = "string", isinstance(value, str) or (value is None and f.name != "security_protocol")
-        if not ok:
-            raise KafkaSecurityError(f"{_WHERE}.{f.name} must be a {wanted}, got {type(value).__name__}")
-
-
-def _forbid(security: KafkaSecurity, names: tuple[str, ...], because: str) -> None:
-    """Options the protocol would silently ignore are errors: the user expected them to act."""
-    for name in names:
-        if getattr(security, name) is not None:
-            raise KafkaSecurityError(f"{_WHERE}.{name} has no effect with {because}")
-
-
 def _one_secret(security: KafkaSecurity, name: str, required: bool) -> None:
+    """`<name>_env` or `<name>_file`: one of them (when `required`), never both."""
     env, path = getattr(security, f"{name}_env"), getattr(security, f"{name}_file")
     if env and path:
-        raise KafkaSecurityError(f"{_WHERE}: set {name}_env or {name}_file, not both")
+        raise conflict(f"set {name}_env or {name}_file, not both")
     if required and not (env or path):
-        raise KafkaSecurityError(f"{_WHERE}.{name}_env or {name}_file is required with "
-                                 f"{security.security_protocol} (the secret itself never goes in the config)")
-    if env is not None and not _ENV_NAME.match(env):
-        raise KafkaSecurityError(f"{_WHERE}.{name}_env must be an environment variable name, got {env!r}")
+        raise invalid(f"or {name}_file is required with {security.security_protocol} "
+                      "(the secret itself never goes in the config)", key=f"{name}_env")
 
 
 def _read_secret(security: KafkaSecurity, name: str) -> Secret:
@@ -201,28 +184,13 @@ def _read_secret(security: KafkaSecurity, name: str) -> Secret:
 
 
 def security_from_dict(values: Any, where: str = _WHERE) -> KafkaSecurity:
-    """A validated KafkaSecurity from a mapping; unknown keys are errors naming the key."""
-    if values is None:
-        return PLAINTEXT
-    if not isinstance(values, dict):
-        raise KafkaSecurityError(f"{where} must be a mapping, got {type(values).__name__}")
-    known = {f.name for f in dataclasses.fields(KafkaSecurity)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise KafkaSecurityError(f"unknown config key '{where}.{unknown[0]}' (known: {', '.join(sorted(known))})")
-    return KafkaSecurity(**values).validate()
+    """A validated KafkaSecurity from a mapping (None: PLAINTEXT); `where` is its key path."""
+    return PLAINTEXT if values is None else build(KafkaSecurity, values, where)
 
 
 def load_security_file(path: str | Path) -> KafkaSecurity:
     """The security mapping of a YAML file (the keys of ``kafka.security``, at top level)."""
-    path = Path(path)
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise KafkaSecurityError(f"security config {path}: {err.strerror or type(err).__name__}") from None
-    except yaml.YAMLError as err:
-        raise KafkaSecurityError(f"security config {path} is not valid YAML: {err}") from None
-    return security_from_dict(values, where=str(path))
+    return load(KafkaSecurity, path, where="", what="security config")
 
 
 def security_from_env() -> KafkaSecurity:

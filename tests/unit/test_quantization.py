@@ -1,5 +1,4 @@
 """int8 checkpoints: what `s2s quantize` writes, how it loads, and how close it decodes to fp32."""
-import dataclasses
 import json
 import pickle
 
@@ -184,8 +183,8 @@ def test_the_route_loader_gets_quantize_only_when_the_route_sets_it(fp32_dir):
     load_route_model(loader, _route())
     load_route_model(loader, _route(quantize="int8"))
     assert calls == [(("m", "auto"), {}), (("m", "auto"), {"quantize": "int8"})]
-    route = dataclasses.replace(_route(quantize="int8"), model=str(fp32_dir))
+    route = _route(quantize="int8").replace(model=str(fp32_dir))
     model = load_route_model(load_checkpoint_model, route)
     assert is_quantized(model.model) and model.version.endswith("-int8")
-    fp32_route = dataclasses.replace(route, quantize=None)
+    fp32_route = route.replace(quantize=None)
     assert not is_quantized(load_route_model(load_checkpoint_model, fp32_route).model)

@@ -39,7 +39,7 @@ def test_without_autoscaling_the_fixed_replica_counts_stay():
     ({"routes": [route(autoscaling={"target_ongoing_requests": 0})]},
      r"routes\[toy\].autoscaling.target_ongoing_requests must be a positive number"),
     ({"routes": [route(autoscaling={"min_replicas": 0, "max_replicas": 0})]}, "max_replicas must be at least 1"),
-    ({"routes": [route(num_replicas=1, autoscaling={})]}, r"routes\[0\]: set either"),
+    ({"routes": [route(num_replicas=1, autoscaling={})]}, r"routes\[toy\]: set either"),
 ])
 def test_invalid_autoscaling_names_the_key(args, message):
     with pytest.raises(StreamConfigError, match=message):

@@ -1,4 +1,5 @@
 """The streaming config: defaults, validation messages that name the key, Serve files."""
+import pickle
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def test_minimal_config_gets_defaults():
 
 @pytest.mark.parametrize("args, message", [
     ({"routes": [route()], "kafak": {}}, "unknown config key 'kafak'"),
-    ({"routes": [route(colour=1)]}, r"unknown config key 'routes\[0\].colour'"),
+    ({"routes": [route(colour=1)]}, r"unknown config key 'routes\[en-fr\].colour'"),
     ({"routes": [route()], "kafka": {"delivery": "maybe"}}, "kafka.delivery"),
     ({"routes": [route()], "kafka": {"max_poll_records": 0}}, "kafka.max_poll_records"),
     ({"routes": [route()], "kafka": {"max_in_flight": 10}}, "max_in_flight must be at least"),
@@ -34,13 +35,15 @@ def test_minimal_config_gets_defaults():
     ({"routes": []}, "at least one route"),
     ({"routes": [route(output_topic="en")]}, "must differ"),
     ({"routes": [route(), route(name="b")]}, "share an input_topic and task"),
-    ({"routes": [route(), route(name="en-fr", task="x")]}, "duplicate route name"),
+    ({"routes": [route(), route(name="en-fr", task="summarization")]}, "duplicate route name"),
+    ({"routes": [route(task="x")]}, r"routes\[en-fr\].task must be translation or summarization, got 'x'"),
     ({"routes": [route(), route(name="b", input_topic="fr", output_topic="de")]}, "both read and written"),
-    ({"routes": [route(name="Bad_Name")]}, "routes\\[\\].name"),
+    ({"routes": [route(name="Bad_Name")]}, r"routes\[Bad_Name\].name must be lowercase letters"),
     ({"routes": [route(loader="no-colon")]}, "loader"),
     ({"routes": [route(device="tpu")]}, "device"),
     ({"routes": [route(max_batch_size=0)]}, "max_batch_size"),
-    ({"routes": [{"name": "x", "input_topic": "a"}]}, "routes\\[0\\]"),
+    ({"routes": [{"name": "x", "input_topic": "a"}]}, r"routes\[x\].output_topic is required"),
+    ({"routes": [{"input_topic": "a"}]}, r"routes\[0\].name is required"),
     ({"routes": "en"}, "routes must be a list"),
 ])
 def test_invalid_configs_name_the_problem(args, message):
@@ -94,3 +97,35 @@ def test_the_decode_limit_must_end_before_the_ingress_gives_up_on_the_call():
     with pytest.raises(StreamConfigError, match=r"routes\[en-fr\].max_decode_s \(90\) \+ 30 s for the health"):
         stream_config_from_dict({"routes": [route(max_decode_s=90)]})
     stream_config_from_dict({"routes": [route(max_decode_s=89)]})
+
+
+def test_the_config_pickles_as_serve_hands_it_to_replicas():
+    from ray import cloudpickle
+
+    config = stream_config_from_dict({
+        "routes": [route(autoscaling={"max_replicas": 3}, task="translate")],
+        "kafka": {"security": {"security_protocol": "SSL", "ssl_cafile": "/ca.pem"}},
+        "ingress": {"tracing": True}})
+    assert config.routes[0].task == "translation"  # the old spelling, read as the new one
+    for dumps, loads in ((pickle.dumps, pickle.loads), (cloudpickle.dumps, cloudpickle.loads)):
+        back = loads(dumps(config))
+        assert back == config and back.kafka.security.tls and back.ingress.tracing
+
+
+def test_a_copy_of_an_autoscaled_route_is_still_valid():
+    config = stream_config_from_dict({"routes": [route(autoscaling={"min_replicas": 0})]})
+    quarantined = config.routes[0].replace(device="cpu", num_gpus=0.0)  # as app.py makes it
+    assert quarantined.autoscaling == config.routes[0].autoscaling and quarantined.device == "cpu"
+    with pytest.raises(StreamConfigError, match=r"^routes\[\]\.max_batch_size must be a positive integer, got 0$"):
+        config.routes[0].replace(max_batch_size=0)
+
+
+def test_serve_file_errors_name_the_file_and_the_application(tmp_path):
+    from s2s.stream.local import read_apps
+
+    path = tmp_path / "serve.yaml"
+    path.write_text("applications:\n  - name: a\n    import_path: s2s.stream.app:app_builder\n"
+                    "    args: {routes: [{name: r, input_topic: i, output_topic: o, model: m, device: tpu}]}\n")
+    with pytest.raises(StreamConfigError, match=rf"^{path}: applications\[0\].args.routes\[r\].device "
+                                                r"must be auto, cpu or cuda\[:N\], got 'tpu'$"):
+        read_apps(path)
