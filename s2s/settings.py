@@ -50,7 +50,10 @@ class ConfigModel(BaseModel):
     def __init__(self, /, *args: Any, **values: Any) -> None:
         """Keyword or positional values (in field order, as the dataclasses these models
         replaced took them). Built on its own, a bad value raises `error` with one line."""
-        values = {**dict(zip(type(self).model_fields, args)), **values}
+        names = list(type(self).model_fields)
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes at most {len(names)} positional values")
+        values = {**dict(zip(names, args)), **values}
         if _VALIDATING.get():
             super().__init__(**values)
             return
