@@ -6,7 +6,7 @@ on a real cluster the data and config paths are not there.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -29,7 +29,7 @@ class TrainJob:
 
     def to_loop_config(self) -> dict[str, Any]:
         shared = self.src_vocab is self.tgt_vocab
-        return {"experiment": self.experiment.to_dict(), "ray": asdict(self.ray),
+        return {"experiment": self.experiment.to_dict(), "ray": self.ray.to_dict(),
                 "src_vocab": self.src_vocab.model_proto,
                 "tgt_vocab": None if shared else self.tgt_vocab.model_proto,
                 "dev_src": list(self.dev_src), "dev_tgt": list(self.dev_tgt)}
