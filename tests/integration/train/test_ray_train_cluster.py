@@ -98,7 +98,7 @@ def test_exported_model_translates(two_node_run, toy_data, tmp_path, capsys):
 
     source = tmp_path / "in.txt"
     source.write_text("\n".join(src[:5]) + "\n")
-    assert main(["translation", "--model", str(best), "--input", str(source), "--beam", "1"]) == 0
+    assert main(["translate", "--model", str(best), "--input", str(source), "--beam", "1"]) == 0
     assert capsys.readouterr().out.splitlines() == hyps[:5]
 
 
