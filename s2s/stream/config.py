@@ -55,6 +55,11 @@ class KafkaSettings(StreamSection):
     dead_letter_topic: Topic = "s2s-dead-letter"
     delivery: Literal[AT_LEAST_ONCE, EXACTLY_ONCE] = AT_LEAST_ONCE
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"  # where a new group starts
+    # How partitions are shared out. cooperative-sticky (incremental, KIP-429): a rebalance moves
+    # only the partitions that change owner, the others keep flowing. range / roundrobin are
+    # eager: every member stops and gives up all its partitions on every rebalance. All members
+    # of one group must use the same kind.
+    assignor: Literal["cooperative-sticky", "range", "roundrobin"] = "cooperative-sticky"
     create_topics: bool = True           # create missing input/output/dead-letter topics at start
     partitions: PositiveInt = 3          # partition count of topics created here
     replication_factor: PositiveInt | None = None  # copies of topics created here; None: min(3, brokers)

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
 from .config import KafkaSettings
 from .kafka_admin import bootstrap_from_env, security_configs
 from .security import KafkaSecurity, security_or_env
+
+
+ASSIGNORS = {"cooperative-sticky": CooperativeStickyAssignor, "range": RangePartitionAssignor,
+             "roundrobin": RoundRobinPartitionAssignor}   # kafka.assignor -> kafka-python's class
 
 
 def resolve_bootstrap(settings: KafkaSettings) -> str:
@@ -35,6 +43,7 @@ def consumer_configs(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
         "bootstrap_servers": resolve_bootstrap(settings),
         "client_id": client_id,
         "group_id": settings.group_id,
+        "partition_assignment_strategy": (ASSIGNORS[settings.assignor],),
         "enable_auto_commit": False,  # offsets are committed only after outputs are acked
         "auto_offset_reset": settings.auto_offset_reset,
         # Exactly-once chains: an upstream transaction's records appear only once committed.

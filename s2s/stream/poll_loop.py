@@ -41,7 +41,7 @@ from typing import Protocol
 
 from kafka import KafkaConsumer
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
-from kafka.errors import CorruptRecordError, KafkaError
+from kafka.errors import CorruptRecordError, InconsistentGroupProtocolError, KafkaError
 from kafka.structs import TopicPartition
 
 from .polled import (PolledBatch, Submit, TranslatorCrashed, UnreadableRecord, first_offsets, plan_records,
@@ -60,6 +60,10 @@ RETRY_BACKOFF_S = 0.5
 LAG_EVERY_S = 1.0    # how often the lag is measured (it feeds the autoscaler and the gauges)
 # What kafka-python's poll() raises, once, for a record it cannot parse (then it stalls that partition).
 UNPARSABLE = (CorruptRecordError, UnicodeDecodeError)
+
+
+class AssignorMismatch(RuntimeError):
+    """The group's members use assignors of different kinds; the broker refuses the join."""
 
 
 class Observer(Protocol):
@@ -123,11 +127,22 @@ class PollLoop:
         self._consumer.subscribe(self._router.topics(), listener=DrainOnRevoke(self))
         try:
             while not stop.is_set():
-                self.step()
+                self._step_in_group()
             self._drain(self._now() + self._config.ingress.drain_timeout_s)
             self._commit(force=True)
         finally:
             self._close()
+
+    def _step_in_group(self) -> None:
+        try:
+            self.step()
+        except InconsistentGroupProtocolError as err:
+            # Retrying cannot help, and kafka-python's own message names neither side.
+            raise AssignorMismatch(
+                f"consumer group {self._kafka.group_id!r} refused this member: its other members use a "
+                f"partition assignor of another kind than kafka.assignor {self._kafka.assignor!r} "
+                "(cooperative-sticky cannot share a group with range or roundrobin); give every member "
+                "of the group the same kafka.assignor, or use another group_id") from err
 
     def _close(self) -> None:
         # close() calls the listener's revoke, which finds nothing left in flight.
