@@ -1,5 +1,5 @@
 """Local training: overfitting, the toy task's quality and time, resume, LR schedule
-(the loop both paths share: test_train_loop.py)."""
+(the loop both paths share: train/test_train_loop.py)."""
 import json
 
 import pytest
