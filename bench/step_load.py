@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/step_load.py
     .venv/bin/python bench/step_load.py --low 100 --high 1000 --low-s 20 --high-s 60 --after-s 60
+    .venv/bin/python bench/step_load.py --assignors cooperative-sticky,range   # the default: both, one run
 
 Starts a private Kafka broker (unless $S2S_KAFKA_BOOTSTRAP names a cluster) and a private Ray
 instance, deploys the streaming app with lag-driven ingress autoscaling (lag_policy.py) and
@@ -12,8 +13,13 @@ can work off, without the 2 cores of this machine deciding the outcome.
 
 Every second it samples the replicas (running/target) of both deployments and the consumer
 group's lag (log end - committed); end-to-end latency is producer send -> answer read back.
-Results: bench/results/step_load.json and step_load.png; printed: the time from the step up
-until the lag is back under the target lag.
+Each assignor in --assignors gets the same run in turn (cooperative-sticky moves only the
+partitions that change owner when a replica comes or goes; range stops every member on every
+rebalance), so the scale events' cost is compared side by side on one machine.
+
+Results: bench/results/step_load.json and step_load-<assignor>.png; printed per assignor: the p99
+latency while the ingress scales (the high phase), and the time from the step up until the lag
+is back under the target lag.
 """
 from __future__ import annotations
 
@@ -64,7 +70,7 @@ def deploy(bootstrap: str, topics: dict[str, str], name: str, args: argparse.Nam
 
     config = stream_config_from_dict({
         "kafka": {"bootstrap": bootstrap, "group_id": f"{name}-group", "dead_letter_topic": topics["dlq"],
-                  "create_topics": False},
+                  "create_topics": False, "assignor": args.assignor},
         "ingress": {"autoscaling": {"min_replicas": 1, "max_replicas": args.partitions, "target_lag": args.target_lag,
                                     "upscale_delay_s": 2, "downscale_delay_s": args.downscale_delay_s,
                                     "look_back_period_s": 4, "metrics_interval_s": 1}},
@@ -84,7 +90,9 @@ def replicas(app_name: str) -> dict[str, tuple[int, int]]:
     from s2s.stream.status import replica_counts
 
     app = _get_global_client().get_serve_details()["applications"][app_name]
-    return {name: replica_counts(details) for name, details in app["deployments"].items()}
+    # translator-bench-<model hash> -> translator-bench
+    return {name.rsplit("-", 1)[0] if name.startswith("translator-") else name: replica_counts(details)
+            for name, details in app["deployments"].items()}
 
 
 class Sampler:
@@ -253,6 +261,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--message-cost-ms", type=float, default=2.0, help="...plus this per message of the batch")
     p.add_argument("--downscale-delay-s", type=float, default=15.0)
     p.add_argument("--timeout", type=float, default=120.0, help="for the last answers after the load ends")
+    p.add_argument("--assignors", default="cooperative-sticky,range",
+                   help="kafka.assignor of each run, in turn (comma-separated)")
     return p.parse_args()
 
 
@@ -268,18 +278,32 @@ def report(results: dict, png: Path) -> None:
     print(f"plot: {png}")
 
 
+def compare(results: dict[str, dict]) -> None:
+    """One row per assignor: what the scale events cost."""
+    rows = [[name, r["p99_ms_by_phase"]["high"], r["p99_ms_by_phase"]["after"],
+             "never" if r["recovery_s"] is None else round(r["recovery_s"], 1), r["max_lag"], r["lost"]]
+            for name, r in results.items()]
+    print_table(["assignor", "p99 ms (step)", "p99 ms (after)", "lag back under target s", "max lag", "lost"], rows)
+
+
 def main() -> int:
     args = parse_args()
     broker = Broker()
+    results = {}
     try:
         # The replicas import this file's loader: the repository must be on their path.
         with private_serve(runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}}):
-            results = run(args, broker.bootstrap)
+            for assignor in args.assignors.split(","):
+                args.assignor = assignor
+                results[assignor] = run(args, broker.bootstrap)
     finally:
         broker.stop()
     path = write_results("step_load", results)
-    png = plot(results, RESULTS / "step_load.png")
-    report(results, png)
+    for assignor, result in results.items():
+        print(f"\n== {assignor}")
+        report(result, plot(result, RESULTS / f"step_load-{assignor}.png"))
+    print()
+    compare(results)
     print(f"written: {path}")
     return 0
 

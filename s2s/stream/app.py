@@ -1,5 +1,14 @@
 """The Serve application: one KafkaIngress deployment, and per route a translator deployment
-plus its quarantine (the same class, one replica taking one call at a time: suspects.py).
+plus its quarantine (the same class, one replica taking one call at a time: suspects.py); a
+route with a canary gets a second pair for the canary's model.
+
+Translator and quarantine deployments are named after their route and a hash of their model
+(translator-<route>-<hash>). Deploying the same application with a route pointed at a new
+checkpoint therefore adds new deployments rather than updating the old ones in place, and
+replaces the ingress (its config changed): the old ingress drains and commits, the new one
+calls only the new model, so on each partition the model version switches once. Before
+anything reaches Serve, every model is loaded once here: one that cannot load is refused with
+CheckpointRefused and the running application is left as it was.
 
 Serve config files point at the builder and pass the stream config as ``args``:
 
@@ -19,21 +28,24 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from .config import (TRANSLATOR_HEALTH_PERIOD_S, TRANSLATOR_SHUTDOWN_S, AutoscalingBounds, StreamConfig,
-                     stream_config_from_dict)
+from .config import (TRANSLATOR_HEALTH_PERIOD_S, TRANSLATOR_SHUTDOWN_S, AutoscalingBounds, RouteConfig,
+                     StreamConfig, stream_config_from_dict)
 from .deployments import KafkaIngress, TranslatorDeployment
 from .kafka_clients import resolve_bootstrap, resolve_security
 from .lag_policy import POLICY_PATH
-from .models import Loader
+from .models import Loader, load_route_model, resolve_loader
+from .names import INGRESS_NAME, quarantine_name, translator_name
 
-INGRESS_NAME = "ingress"
-TRANSLATOR_PREFIX = "translator-"
-QUARANTINE_PREFIX = "quarantine-"
 SHUTDOWN_MARGIN_S = 15  # on top of the drain: leaving the group and closing the producer
 
 
-def translator_name(route_name: str) -> str:
-    return f"{TRANSLATOR_PREFIX}{route_name}"
+class CheckpointRefused(ValueError):
+    """A route's model does not load; nothing was deployed."""
+
+
+def served_models(config: StreamConfig) -> list[RouteConfig]:
+    """Each route, and each route's canary, as the deployment that decodes for it sees it."""
+    return [variant for route in config.routes for variant in (route, route.canary_route()) if variant]
 
 
 def build_app(config: StreamConfig, loader: str | Loader | None = None) -> Application:
@@ -45,8 +57,11 @@ def build_app(config: StreamConfig, loader: str | Loader | None = None) -> Appli
     """
     kafka = config.kafka.replace(bootstrap=resolve_bootstrap(config.kafka), security=resolve_security(config.kafka))
     config = config.replace(kafka=kafka)
-    translators = {route.name: _translator(route, loader) for route in config.routes}
-    quarantines = {route.name: _quarantine(route, loader) for route in config.routes}
+    models = served_models(config)
+    for route in models:
+        check_loads(route, loader)
+    translators = {translator_name(route): _translator(route, loader) for route in models}
+    quarantines = {quarantine_name(route): _quarantine(route, loader) for route in models}
     ingress = serve.deployment(KafkaIngress).options(
         name=INGRESS_NAME,
         **_ingress_replicas(config),
@@ -81,9 +96,19 @@ def _translator_replicas(route) -> dict[str, Any]:
                                    "target_ongoing_requests": route.autoscaling.target_ongoing_requests}}
 
 
+def check_loads(route: RouteConfig, loader: str | Loader | None) -> None:
+    """Load the route's model once, on CPU, where the application is built; CheckpointRefused
+    (naming the route and the path) if it cannot."""
+    try:
+        load_route_model(resolve_loader(loader or route.loader), route.replace(device="cpu"))
+    except Exception as err:  # noqa: BLE001 - whatever the loader raises, the deploy is refused
+        raise CheckpointRefused(f"routes[{route.name}]: model {route.model} does not load ({err}); nothing was "
+                                "deployed, a running application keeps its current models") from err
+
+
 def _translator(route, loader: str | Loader | None) -> Application:
     deployment = serve.deployment(TranslatorDeployment).options(
-        name=translator_name(route.name),
+        name=translator_name(route),
         **_translator_replicas(route),
         max_ongoing_requests=route.max_ongoing_requests,
         ray_actor_options={"num_cpus": route.num_cpus, "num_gpus": route.num_gpus},
@@ -100,7 +125,7 @@ def _quarantine(route, loader: str | Loader | None) -> Application:
     up (a replica started on demand would make the first suspects' calls time out waiting)."""
     quarantined = route.replace(device="cpu", num_gpus=0.0)
     deployment = serve.deployment(TranslatorDeployment).options(
-        name=f"{QUARANTINE_PREFIX}{route.name}",
+        name=quarantine_name(route),
         num_replicas=1,
         max_ongoing_requests=1,
         ray_actor_options={"num_cpus": route.quarantine_num_cpus},

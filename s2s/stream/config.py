@@ -169,10 +169,19 @@ class IngressSettings(Replicated):
     tracing: bool = False                 # records without a W3C traceparent get a new trace id
 
 
+class Canary(StreamSection):
+    """A second model for a stable share of a route's keys (app.py deploys it beside the first)."""
+
+    section: ClassVar[str] = "routes[].canary"
+
+    model: NonEmpty                 # its checkpoint directory (the route's loader reads it)
+    percent: Annotated[float, Field(gt=0, lt=100, strict=False)]  # share of keys (keyless records: of offsets)
+
+
 class RouteConfig(Replicated):
     section: ClassVar[str] = "routes[]"
 
-    # also names the translator deployment: translator-<name>
+    # with a hash of the model, names the translator deployment: translator-<name>-<hash>
     name: Annotated[str, matching(r"[a-z0-9][a-z0-9-]{0,40}", "lowercase letters, digits and dashes")]
     input_topic: Topic
     output_topic: Topic
@@ -193,6 +202,11 @@ class RouteConfig(Replicated):
     max_decode_s: PositiveFloat = 60.0      # a decode running longer fails the health check: Serve replaces the replica
     quarantine_num_cpus: PositiveFloat = 0.1  # the quarantine replica (suspects decoded alone; 0 replicas when idle)
     autoscaling: RouteAutoscaling | None = None  # None: num_replicas, fixed
+    canary: Canary | None = None    # {model, percent}: that share of the keys meets this model instead
+
+    def canary_route(self) -> "RouteConfig | None":
+        """The route as its canary's keys see it: the same in every way but the model."""
+        return None if self.canary is None else self.replace(model=self.canary.model, canary=None)
 
     @model_validator(mode="after")
     def topics_and_device_agree(self) -> "RouteConfig":
@@ -200,6 +214,9 @@ class RouteConfig(Replicated):
             raise invalid("must differ from input_topic (it would loop)", key="output_topic")
         if self.quantize and self.device.startswith("cuda"):
             raise conflict("int8 decodes on CPU only; set device to cpu or auto", key="quantize")
+        if self.canary is not None and self.canary.model == self.model:
+            raise invalid("must differ from the route's model (promote a canary by making it the model)",
+                          key="canary.model")
         return self
 
 

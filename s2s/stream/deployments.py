@@ -42,6 +42,7 @@ from .kafka_clients import check_credentials, consumer_configs, producer_configs
 from .lag_policy import LAG_METRIC, PARTITIONS_METRIC
 from .messages import Reason
 from .models import DecodeItem, Loader, TranslateResult, answer_lists, load_route_model, resolve_loader
+from .names import quarantine_name, translator_name
 from .telemetry import IngressTelemetry, TranslatorTelemetry
 from .poll_loop import PollLoop
 
@@ -55,7 +56,8 @@ class TranslatorDeployment:
         self._route = route
         self._model = load_route_model(resolve_loader(loader or route.loader), route)
         _limit_torch_threads(route.num_cpus)
-        self._telemetry = TranslatorTelemetry(route.name if role == "translator" else f"{route.name}-{role}")
+        self._telemetry = TranslatorTelemetry(route.name if role == "translator" else f"{route.name}-{role}",
+                                              self._model.version)
         self._queue = DecodeQueue(self._decode, route.max_batch_size, route.batch_wait_timeout_s)
         log.info("translator %s: model %s %s from %s", route.name, self._model.name,
                  self._model.version, route.model)
@@ -83,7 +85,8 @@ class TranslatorDeployment:
 
     def stats(self) -> dict:
         """Decode throughput and batch latency over the last telemetry.WINDOW_S seconds."""
-        return {"route": self._route.name, **self._telemetry.window.summary()}
+        return {"route": self._route.name, "model_version": self._model.version,
+                **self._telemetry.window.summary()}
 
 
 class KafkaIngress:
@@ -91,10 +94,10 @@ class KafkaIngress:
 
     def __init__(self, config: StreamConfig, translators: dict[str, DeploymentHandle],
                  quarantines: dict[str, DeploymentHandle]):
+        """``translators`` and ``quarantines``: handles by deployment name (names.py)."""
         self._config = config
         self._translators = translators
         self._quarantines = quarantines
-        self._routes = {route.name: route for route in config.routes}
         self._replica = serve.get_replica_context().replica_id.unique_id
         self._calls = asyncio.new_event_loop()
         threading.Thread(target=self._calls.run_forever, name="s2s-calls", daemon=True).start()
@@ -110,24 +113,26 @@ class KafkaIngress:
 
     def _submit(self, route: RouteConfig, items: list[DecodeItem], alone: bool = False) -> Future:
         """Called from the poll thread; the returned future completes on the calls loop.
-        ``alone``: a suspect's call, to the route's quarantine deployment."""
-        return asyncio.run_coroutine_threadsafe(self._call_translator(route.name, items, alone), self._calls)
+        ``alone``: a suspect's call, to the route's quarantine deployment. ``route`` is a route or
+        its canary_route(): its model names the deployment."""
+        return asyncio.run_coroutine_threadsafe(self._call_translator(route, items, alone), self._calls)
 
-    async def _call_translator(self, route_name: str, items: list[DecodeItem], alone: bool) -> TranslateResult:
+    async def _call_translator(self, route: RouteConfig, items: list[DecodeItem], alone: bool) -> TranslateResult:
         # A dead translator replica surfaces here (RayActorError) or as a timeout; either way
         # the worker rewinds and the records are decoded again: Serve itself never retries.
-        handle = (self._quarantines if alone else self._translators)[route_name]
+        name = quarantine_name(route) if alone else translator_name(route)
+        handle = (self._quarantines if alone else self._translators)[name]
         started = time.monotonic()
         try:
             return await asyncio.wait_for(handle.translate.remote(items), timeout=self._config.ingress.call_timeout_s)
         except ActorUnavailableError:
             raise  # out of reach, perhaps before the call even arrived: nothing to blame on the records
         except RayActorError as err:  # the process died during the call: maybe one of these records
-            hung = time.monotonic() - started >= self._routes[route_name].max_decode_s  # the health check's kill
-            raise TranslatorCrashed(f"translator-{route_name} died during a call: {err}",
+            hung = time.monotonic() - started >= route.max_decode_s  # the health check's kill
+            raise TranslatorCrashed(f"{name} died during a call: {err}",
                                     Reason.DECODE_TIMEOUT if hung else Reason.MODEL_CRASH) from err
         except asyncio.TimeoutError as err:
-            raise TranslatorTimeout(f"translator-{route_name} did not answer in "
+            raise TranslatorTimeout(f"{name} did not answer in "
                                     f"{self._config.ingress.call_timeout_s:g} s") from err
 
     def _make_consumer(self) -> KafkaConsumer:

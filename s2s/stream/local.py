@@ -80,7 +80,7 @@ def app_stats(name: str) -> list[dict[str, Any]]:
     """Counters of every ingress replica of application ``name`` (a dead one's are gone)."""
     from ray import serve
 
-    from .app import INGRESS_NAME
+    from .names import INGRESS_NAME
 
     handle = serve.get_deployment_handle(INGRESS_NAME, app_name=name)
     return handle.broadcast("stats").results(timeout_s=30, return_exceptions=True)

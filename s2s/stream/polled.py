@@ -90,14 +90,17 @@ def plan_records(records: Sequence, router: Router, limits: Limits) -> list[Plan
             plans.append(decoded)
             continue
         route = router.route(record.topic, decoded.task)
-        plans.append(route if isinstance(route, Rejection) else Planned(route, decoded))
+        if isinstance(route, Rejection):
+            plans.append(route)
+            continue
+        plans.append(Planned(router.serving(route, record.key, record.offset), decoded))
     return plans
 
 
 def submit_calls(plans: Sequence[Plan], submit: Submit, alone: Collection[int] = ()) -> list[TranslatorCall]:
-    """One call per route and chunk of at most that route's max_batch_size planned records;
-    the positions in ``alone`` get a call each (suspects.py)."""
-    by_route: dict[str, list[int]] = {}
+    """One call per route (a canary's model counts as its own) and chunk of at most that route's
+    max_batch_size planned records; the positions in ``alone`` get a call each (suspects.py)."""
+    by_route: dict[tuple[str, str], list[int]] = {}
     calls = []
     for i, plan in enumerate(plans):
         if not isinstance(plan, Planned):
@@ -105,7 +108,7 @@ def submit_calls(plans: Sequence[Plan], submit: Submit, alone: Collection[int] =
         if i in alone:
             calls.append(TranslatorCall(plan.route, [i], submit(plan.route, [_decode_item(plan)], True), True))
         else:
-            by_route.setdefault(plan.route.name, []).append(i)
+            by_route.setdefault((plan.route.name, plan.route.model), []).append(i)
     for indices in by_route.values():
         route = plans[indices[0]].route
         for start in range(0, len(indices), route.max_batch_size):

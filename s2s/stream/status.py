@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .app import INGRESS_NAME, TRANSLATOR_PREFIX
+from .names import INGRESS_NAME, TRANSLATOR_PREFIX
 from .security import KafkaSecurity
 
 
@@ -28,6 +28,7 @@ class DeploymentStatus:
     msgs_per_s: float
     p50_ms: float | None
     p99_ms: float | None
+    model: str = ""          # translators: the model version their replicas decode with
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def replica_counts(details: dict[str, Any]) -> tuple[int, int]:
 def _deployment_status(name: str, details: dict[str, Any], stats: list[dict[str, Any]]) -> DeploymentStatus:
     return DeploymentStatus(name, *replica_counts(details),
                             sum(s.get("msgs_per_s") or 0.0 for s in stats),
-                            _largest(s.get("p50_ms") for s in stats), _largest(s.get("p99_ms") for s in stats))
+                            _largest(s.get("p50_ms") for s in stats), _largest(s.get("p99_ms") for s in stats),
+                            ",".join(sorted({s["model_version"] for s in stats if s.get("model_version")})))
 
 
 def _largest(values) -> float | None:
@@ -131,9 +133,9 @@ def format_status(apps: list[AppStatus]) -> str:
         return "no s2s application is running"
     blocks = []
     for app in apps:
-        rows = [["deployment", "replicas", "msgs/s", "p50 ms", "p99 ms"]]
-        rows += [[d.name, f"{d.running}/{d.target}", f"{d.msgs_per_s:,.1f}", _ms(d.p50_ms), _ms(d.p99_ms)]
-                 for d in app.deployments]
+        rows = [["deployment", "replicas", "msgs/s", "p50 ms", "p99 ms", "model"]]
+        rows += [[d.name, f"{d.running}/{d.target}", f"{d.msgs_per_s:,.1f}", _ms(d.p50_ms), _ms(d.p99_ms),
+                  d.model or "-"] for d in app.deployments]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = [f"application {app.name} (consumer group {app.group_id or '?'})"]
         lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

@@ -96,6 +96,10 @@ def end_to_end_ms(records: Sequence, acked_ms: int) -> dict[str, list[float]]:
     return latencies
 
 
+def _model_version(out) -> str:
+    return hdr.as_dict(out.headers).get(hdr.MODEL_VERSION, "")
+
+
 def dead_letter_reasons(outputs: Iterable, dead_letter_topic: str) -> Counter:
     return Counter(hdr.as_dict(out.headers).get(hdr.ERROR_REASON, "unknown")
                    for out in outputs if out.topic == dead_letter_topic)
@@ -111,7 +115,7 @@ class IngressTelemetry:
         self._in = metrics.Counter("s2s_messages_in", description="Records polled from input topics",
                                    tag_keys=("topic",))
         self._out = metrics.Counter("s2s_messages_out", description="Answers acknowledged by the broker",
-                                    tag_keys=("topic",))
+                                    tag_keys=("topic", "model"))
         self._dead = metrics.Counter("s2s_dead_letters", description="Dead letters acknowledged, by reason",
                                      tag_keys=("reason",))
         self._lag = metrics.Gauge("s2s_consumer_lag", description="Records behind the log end, per owned partition",
@@ -128,9 +132,9 @@ class IngressTelemetry:
             self._in.inc(count, tags={"topic": topic})
 
     def delivered(self, records: Sequence, outputs: Sequence, acked_ms: int) -> None:
-        for topic, count in Counter(out.topic for out in outputs).items():
-            if topic != self._dead_letter_topic:
-                self._out.inc(count, tags={"topic": topic})
+        answers = (out for out in outputs if out.topic != self._dead_letter_topic)
+        for (topic, model), count in Counter((out.topic, _model_version(out)) for out in answers).items():
+            self._out.inc(count, tags={"topic": topic, "model": model})
         for reason, count in dead_letter_reasons(outputs, self._dead_letter_topic).items():
             self._dead.inc(count, tags={"reason": reason})
         samples = end_to_end_ms(records, acked_ms)
@@ -150,16 +154,17 @@ class IngressTelemetry:
 
 
 class TranslatorTelemetry:
-    """Decode batch sizes and latencies of one route's translator replica."""
+    """Decode batch sizes and latencies of one translator replica, by route and model version
+    (a canary's replicas report its version)."""
 
-    def __init__(self, route: str):
+    def __init__(self, route: str, model_version: str = ""):
         from ray.serve import metrics
 
-        self._tags = {"route": route}
+        self._tags = {"route": route, "model": model_version}
         self._batch = metrics.Histogram("s2s_batch_size", description="Messages per decode batch",
-                                        boundaries=BATCH_BOUNDARIES, tag_keys=("route",))
+                                        boundaries=BATCH_BOUNDARIES, tag_keys=("route", "model"))
         self._decode = metrics.Histogram("s2s_decode_latency_ms", description="Time to decode one batch",
-                                         boundaries=LATENCY_BOUNDARIES_MS, tag_keys=("route",))
+                                         boundaries=LATENCY_BOUNDARIES_MS, tag_keys=("route", "model"))
         self.window = RollingWindow()
 
     def decoded(self, messages: int, seconds: float) -> None:

@@ -144,6 +144,11 @@ class TopicReader:
         self._consumer.close()
 
 
+def keyed(count: int, tag: str) -> list[tuple[bytes, bytes]]:
+    """``count`` records with keys TAG-0, TAG-1, ... and texts the toy model can read."""
+    return [(f"{tag}-{i}".encode(), f"text {i} of {tag}".encode()) for i in range(count)]
+
+
 def keys_of(records) -> set[bytes]:
     return {record.key for record in records}
 
@@ -184,10 +189,11 @@ def header(record, name: str) -> str:
 
 
 def replica_actor(app_name: str, deployment: str):
-    """One live replica actor of ``deployment`` (Serve names them SERVE_REPLICA::app#deployment#id)."""
+    """One live replica actor of the deployment whose name starts with ``deployment`` (Serve names
+    them SERVE_REPLICA::app#deployment#id; a translator's name ends with its model's hash)."""
     import ray
 
-    prefix = f"SERVE_REPLICA::{app_name}#{deployment}#"
+    prefix = f"SERVE_REPLICA::{app_name}#{deployment}"
     names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix))
     assert names, f"no replica of {deployment} in {app_name}"
     return ray.get_actor(names[0], namespace="serve")

@@ -16,17 +16,13 @@ import pytest
 
 from s2s.stream.kafka_admin import end_offsets
 
-from .streams import keys_of, produce, read_answers, wait_for, wait_for_commits
+from .streams import keyed, keys_of, produce, read_answers, wait_for, wait_for_commits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 S2S = [sys.executable, "-m", "s2s.cli"]
 SLOW_IDENTITY = "tests.integration.stream.loaders:load_slow_identity"  # 64 messages per 0.5 s
 IDENTITY = "s2s.stream.models:load_identity_model"
-
-
-def keyed(count: int, tag: str) -> list[tuple[bytes, bytes]]:
-    return [(f"{tag}-{i}".encode(), f"text {i} of {tag}".encode()) for i in range(count)]
 
 
 class Trickle:
@@ -116,10 +112,11 @@ def test_metrics_reach_prometheus_and_status_reports_the_app(stream_app):
     assert status.returncode == 0, status.stderr[-3000:]
     [report] = [a for a in json.loads(status.stdout) if a["name"] == app.name]
     deployments = {d["name"]: d for d in report["deployments"]}
-    assert set(deployments) == {"ingress", "translator-toy"}
+    [translator] = [name for name in deployments if name.startswith("translator-toy-")]  # -<model hash>
+    assert set(deployments) == {"ingress", translator}
     assert (deployments["ingress"]["running"], deployments["ingress"]["target"]) == (1, 1)
     assert deployments["ingress"]["msgs_per_s"] > 0 and deployments["ingress"]["p99_ms"] is not None
-    assert deployments["translator-toy"]["msgs_per_s"] > 0
+    assert deployments[translator]["msgs_per_s"] > 0 and deployments[translator]["model"] == "0"
     assert sorted(report["lag"]) == [f"{app.topics['in']}-{p}" for p in range(3)]
 
     answers = read_answers(app.bootstrap, app.topics["out"], {k for k, _ in good}, timeout_s=120)

@@ -36,6 +36,20 @@ def test_calls_are_chunked_to_the_route_batch_size_and_carry_search_settings():
         [("a", 4, None), ("b", 4, None)], [("c", 4, None), ("d", 2, 9)]]
 
 
+def test_a_canary_s_records_go_in_calls_of_their_own_with_the_canary_s_model():
+    route = ROUTE.replace(max_batch_size=10, canary={"model": "m2", "percent": 50})
+    router = Router([route])
+    polled = records("in", 0, 0, [f"t{i}".encode() for i in range(40)])
+    plans = plan_records(polled, router, LIMITS)
+    calls = submit_calls(plans, FakeTranslator())
+    models = {call.route.model for call in calls}
+    assert models == {"m", "m2"}
+    for call in calls:
+        assert {plans[i].route.model for i in call.indices} == {call.route.model}
+        assert all(router.serving(route, polled[i].key, 0).model == call.route.model for i in call.indices)
+    assert sorted(i for call in calls for i in call.indices) == list(range(40))
+
+
 def test_outputs_keep_record_order_and_dead_letter_bad_input_and_model_errors():
     polled = records("in", 1, 10, [b"a", b"", b"b"])
     plans = plan_records(polled, ROUTER, LIMITS)

@@ -33,3 +33,17 @@ def test_legacy_task_names_still_pick_their_route():
     # Records already in topics may say "translate"/"summarize" (the names before s2s/tasks.py).
     assert ROUTER.route("en", "summarize") is EN_SUM
     assert ROUTER.route("en", "translate") is EN_FR
+
+
+def test_a_canary_takes_a_stable_share_of_the_keys_and_keyless_records_by_offset():
+    route = RouteConfig(name="c", input_topic="cin", output_topic="cout", model="a",
+                        canary={"model": "b", "percent": 10})
+    router = Router([route])
+    keys = [f"user-{i}".encode() for i in range(5000)]
+    served = [router.serving(route, key, 0).model for key in keys]
+    assert set(served) == {"a", "b"} and 0.08 <= served.count("b") / len(keys) <= 0.12
+    assert served == [router.serving(route, key, 7).model for key in keys]   # the offset does not matter
+    keyless = [router.serving(route, None, offset).model for offset in range(10_000)]
+    assert keyless.count("b") == 1000
+    canary = router.serving(route, keys[served.index("b")], 0)
+    assert canary.replace(model="a", canary=route.canary) == route   # the same route, but the model
