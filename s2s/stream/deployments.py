@@ -151,7 +151,8 @@ class KafkaIngress:
 
     def _run(self) -> None:
         try:
-            # A wrong password: one clear error, not a bootstrap timeout (create_topics checks too).
+            # A wrong password, CA or host name: one clear error, not a bootstrap timeout
+            # (create_topics checks too).
             if self._config.kafka.create_topics:
                 create_topics(resolve_bootstrap(self._config.kafka), self._config.all_topics(),
                               partitions=self._config.kafka.partitions,

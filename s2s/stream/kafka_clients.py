@@ -32,7 +32,7 @@ def resolve_security(settings: KafkaSettings) -> KafkaSecurity:
 
 
 def check_credentials(settings: KafkaSettings) -> None:
-    """Fail at once with a clear error if the brokers refuse our SASL credentials
+    """Fail at once with a clear error if the TLS handshake or the SASL credentials are refused
     (kafka_auth.py: kafka-python itself would retry until its bootstrap timeout)."""
     security_configs(resolve_bootstrap(settings), settings.security)
 
