@@ -262,7 +262,7 @@ def opennmt_row(s: Settings, files: Files, work: Path, meta: dict, langs) -> dic
                                        "--threads", str(s.threads), "--result", str(result)],
                      out, env, train_timeout(s), cwd=out)
     runner = read_json(result)
-    logged = opennmt.parse_log((model_dir / "train.log").read_text(errors="replace"))
+    logged = opennmt.parse_log(train.log.read_text(errors="replace"))   # its steps go to stdout
     checkpoint = opennmt.last_checkpoint(model_dir)
     row = {"train": {**run_info(train), **runner, "own_log": logged,
                      "checkpoint": str(checkpoint)}}

@@ -80,28 +80,30 @@ def ensure(spec: PeerSpec, root: Path = PEERS_DIR, log=print) -> Path:
     log(f"installing {spec.requirement} into {venv}")
     root.mkdir(parents=True, exist_ok=True)
     if not python_of(spec, root).exists():
-        # The base interpreter of .venv (not .venv itself): a venv of a venv would not see
-        # .venv's packages either way, and the .pth below adds them explicitly.
+        # .venv's base interpreter: the peer gets a clean venv; the .pth below adds .venv's
+        # packages explicitly.
         base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
         _run([str(base), "-m", "venv", str(venv)])
     site = Path(_out([str(python_of(spec, root)), "-c",
                       "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip())
-    # 'zz' sorts last: the peer's own packages stay in front of .venv's.
+    # A .pth line is appended to sys.path after the venv's own site-packages: the peer's
+    # packages come first, .venv's fill in the rest.
     (site / "zz_s2s_host_packages.pth").write_text(f"{host_site_packages()}\n")
     pip = [str(python_of(spec, root)), "-m", "pip", "install", "--disable-pip-version-check",
-           "--quiet", "--only-binary", ":all:"]
+           "--only-binary", ":all:"]
+    pip_log = venv / "install.log"
     if spec.no_deps:
-        _run(pip + ["--no-deps", spec.requirement])
+        _run(pip + ["--no-deps", spec.requirement], pip_log)
         if spec.deps:
-            _run(pip + list(spec.deps))
+            _run(pip + list(spec.deps), pip_log)
     else:
-        _run(pip + [spec.requirement])
+        _run(pip + [spec.requirement], pip_log)
     if spec.pins:
-        _run(pip + [req for req, _ in spec.pins])
+        _run(pip + [req for req, _ in spec.pins], pip_log)
     for patch in spec.patches:
         apply_patch(site / patch.path, patch)
     if spec.check:
-        _run([str(python_of(spec, root)), "-c", spec.check])
+        _run([str(python_of(spec, root)), "-c", spec.check], pip_log)
     (venv / MARKER).write_text(json.dumps({"spec": spec.key()}, indent=2))
     return python_of(spec, root)
 
@@ -119,8 +121,20 @@ def apply_patch(path: Path, patch: Patch) -> None:
     path.write_text(text.replace(patch.old, patch.new), encoding="utf-8")
 
 
-def _run(cmd: list[str]) -> None:
-    subprocess.run(cmd, check=True)
+def _run(cmd: list[str], log_file: Path | None = None) -> None:
+    """pip's output goes to the venv's install log; on failure its end is shown. (pip also
+    lists conflicts among .venv's own packages, which it sees through the .pth: noise.)"""
+    if log_file is None:
+        subprocess.run(cmd, check=True)
+        return
+    with open(log_file, "a") as out:
+        out.write(f"$ {' '.join(cmd)}\n")
+        out.flush()
+        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode:
+        tail = log_file.read_text(errors="replace").splitlines()[-20:]
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {done.returncode}); {log_file}:\n"
+                           + "\n".join(tail))
 
 
 def _out(cmd: list[str]) -> str:
