@@ -164,7 +164,7 @@ class StepFailed(RuntimeError):
 
 def run_info(run: measure.Run) -> dict[str, Any]:
     return {"wall_s": run.wall_s, "peak_rss_mb": run.peak_mb, "maxrss_mb": run.maxrss_mb,
-            "tree_peak_mb": run.tree_peak_mb, "log": str(run.log)}
+            "tree_peak_mb": run.tree_peak_mb, "max_load": run.max_load, "log": str(run.log)}
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -319,10 +319,13 @@ def decode_both(s: Settings, files: Files, out: Path, tool: str, decode, raw_inp
 
 # ------------------------------------------------------------------------------ report
 
-def table(results: dict[str, dict], meta: dict) -> tuple[list[str], list[list[Any]], list[str]]:
+def table(results: dict[str, dict], meta: dict,
+          threads: int = 0) -> tuple[list[str], list[list[Any]], list[str]]:
+    """The printed rows; `threads`: a row whose 1-minute load average went past threads + 1
+    while it trained or decoded gets a note (its figures are not its own alone)."""
     base = results.get("s2s", {})
     headers = ["tool", "steps", "epochs", "train tok/s", "BLEU", "chrF", "decode sent/s",
-               "out len", "peak RSS MB", "s2s x tok/s", "s2s x sent/s", "note"]
+               "out len", "peak RSS MB", "max load", "s2s x tok/s", "s2s x sent/s", "note"]
     rows, lines = [], []
     per_epoch = meta.get("train_target_tokens_per_epoch") or 0
     for tool, r in results.items():
@@ -338,10 +341,14 @@ def table(results: dict[str, dict], meta: dict) -> tuple[list[str], list[list[An
             x_dec = f"{base['decode']['sentences_per_s'] / d['sentences_per_s']:.2f}x"
             lines.append(f"s2s / {LABELS[tool]}: training tokens/s {x_tok}, decoding "
                          f"sentences/s {x_dec}, BLEU {base['test']['bleu'] - q['bleu']:+.2f}")
+        load = max(t.get("max_load", 0.0), d.get("max_load", 0.0))
+        note = r.get("note", "")
+        if threads and load > threads + 1:
+            note = (note + "; " if note else "") + "shared machine: other work ran meanwhile"
         rows.append([LABELS[tool], t.get("steps", ""), epochs,
                      tokps, q["bleu"], q["chrf"], d["sentences_per_s"],
-                     d.get("output_pieces_per_sentence", ""), t["peak_rss_mb"],
-                     x_tok, x_dec, r.get("note", "")])
+                     d.get("output_pieces_per_sentence", ""), t["peak_rss_mb"], load,
+                     x_tok, x_dec, note])
     return headers, rows, lines
 
 
@@ -410,7 +417,7 @@ def main(argv=None) -> None:
         results[tool] = row
         if "error" in row:
             log(f"{tool} failed: {row['error']}")
-    headers, rows, lines = table(results, meta)
+    headers, rows, lines = table(results, meta, s.threads)
     wall = time.time() - started
     print()
     print_table(headers, rows)

@@ -31,6 +31,7 @@ class Run:
     tree_peak_mb: float       # polled peak of the process tree's summed RSS
     timed_out: bool
     log: Path
+    max_load: float = 0.0     # highest 1-minute load average seen while it ran
 
     @property
     def peak_mb(self) -> float:
@@ -60,7 +61,7 @@ def run(cmd: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path | None 
     with open(log, "wb") as out:
         proc = subprocess.Popen(launched, stdout=out, stderr=subprocess.STDOUT, env=dict(env),
                                 cwd=cwd, start_new_session=True)
-        peak = [0]
+        peak = [0, os.getloadavg()[0]]
         done = threading.Event()
         poller = threading.Thread(target=_poll, args=(proc.pid, peak, done), daemon=True)
         poller.start()
@@ -75,12 +76,13 @@ def run(cmd: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path | None 
         poller.join()
     wall = time.perf_counter() - started
     maxrss_mb = json.loads(peak_file.read_text())["maxrss_kb"] / 1024 if peak_file.exists() else 0.0
-    return Run(proc.returncode, wall, maxrss_mb, peak[0] / 2**20, timed_out, log)
+    return Run(proc.returncode, wall, maxrss_mb, peak[0] / 2**20, timed_out, log, peak[1])
 
 
 def _poll(root: int, peak: list[int], done: threading.Event) -> None:
     while not done.is_set():
         peak[0] = max(peak[0], tree_rss(root))
+        peak[1] = max(peak[1], os.getloadavg()[0])
         done.wait(1.0)
 
 

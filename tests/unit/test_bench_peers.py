@@ -309,20 +309,24 @@ def test_runners_import_nothing_from_s2s_or_bench():
         assert "import s2s" not in text and "from s2s" not in text and "bench" not in text
 
 
-def _row(tokps, sent_s, bleu, tokens=1000):
-    return {"train": {"tokens_per_s": tokps, "tokens": tokens, "steps": 10, "peak_rss_mb": 900.0},
-            "decode": {"sentences_per_s": sent_s}, "test": {"bleu": bleu, "chrf": 40.0}}
+def _row(tokps, sent_s, bleu, tokens=1000, load=1.5):
+    return {"train": {"tokens_per_s": tokps, "tokens": tokens, "steps": 10, "peak_rss_mb": 900.0,
+                      "max_load": load},
+            "decode": {"sentences_per_s": sent_s, "max_load": 1.0},
+            "test": {"bleu": bleu, "chrf": 40.0}}
 
 
 def test_table_gives_s2s_as_multiples_of_each_peer_and_keeps_failed_rows():
-    results = {"s2s": _row(3000.0, 60.0, 20.0), "joeynmt": _row(1000.0, 20.0, 15.0),
+    results = {"s2s": _row(3000.0, 60.0, 20.0), "joeynmt": _row(1000.0, 20.0, 15.0, load=4.2),
                "opennmt": {"error": "opennmt-train exited 1: boom"}}
-    headers, rows, lines = harness.table(results, {"train_target_tokens_per_epoch": 500})
+    headers, rows, lines = harness.table(results, {"train_target_tokens_per_epoch": 500}, 2)
     by_tool = {r[0]: dict(zip(headers, r)) for r in rows}
     assert by_tool["s2s"]["epochs"] == 2.0 and by_tool["s2s"]["s2s x tok/s"] == ""
     assert by_tool["Joey NMT 2.3.0"]["s2s x tok/s"] == "3.00x"
     assert by_tool["Joey NMT 2.3.0"]["s2s x sent/s"] == "3.00x"
     assert "boom" in by_tool["OpenNMT-py 3.5.1"]["note"]
+    assert by_tool["s2s"]["note"] == "" and by_tool["s2s"]["max load"] == 1.5
+    assert "shared machine" in by_tool["Joey NMT 2.3.0"]["note"]
     assert lines == ["s2s / Joey NMT 2.3.0: training tokens/s 3.00x, decoding sentences/s "
                      "3.00x, BLEU +5.00"]
 
