@@ -67,3 +67,24 @@ def timed(fn: Callable, *args, **kwargs) -> tuple[Any, float]:
     began = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - began
+
+
+def run_mode(train, decode, decode_input: bool = False) -> None:
+    """A runner's command line: `train` or `decode` with the options every runner shares
+    (``decode_input``: decode reads its sentences from --input)."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["train", "decode"])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--result", required=True)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--minutes", type=float, default=0.0)
+    if decode_input:
+        parser.add_argument("--input")
+    parser.add_argument("--output")
+    parser.add_argument("--warmup", type=int, default=8)
+    args = parser.parse_args()
+    started = time.time()
+    (train if args.mode == "train" else decode)(args)
+    print(f"{args.mode} done in {time.time() - started:.0f} s", flush=True)

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import time
 from pathlib import Path
 
-from budget import Clock, set_threads, timed, write_json
+from budget import Clock, run_mode, set_threads, timed, write_json
 
 
 def train(args: argparse.Namespace) -> None:
@@ -107,21 +106,5 @@ def decode(args: argparse.Namespace) -> None:
                              "sentences_per_s": len(lines) / seconds})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["train", "decode"])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--result", required=True)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--minutes", type=float, default=0.0)
-    parser.add_argument("--input")
-    parser.add_argument("--output")
-    parser.add_argument("--warmup", type=int, default=8)
-    args = parser.parse_args()
-    started = time.time()
-    (train if args.mode == "train" else decode)(args)
-    print(f"{args.mode} done in {time.time() - started:.0f} s", flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    run_mode(train, decode, decode_input=True)

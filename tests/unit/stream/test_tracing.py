@@ -20,6 +20,20 @@ PARENT = f"00-{TRACE_ID}-{PARENT_SPAN}-01".encode()
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
+
+def one_poll(polled, tracing: bool, **kafka):
+    """A poll loop on fakes, after one step over ``polled``: (loop, its delivery)."""
+    config = stream_config_from_dict({
+        "kafka": {"dead_letter_topic": "dlq", "commit_interval_ms": 1, **kafka},
+        "ingress": {"tracing": tracing},
+        "routes": [{"name": "up", "input_topic": "in", "output_topic": "out", "model": "m"}]})
+    consumer, delivery = FakeConsumer([polled], {TopicPartition("in", 0)}), FakeDelivery()
+    ticks = itertools.count(start=1000.0, step=1.0)
+    worker = PollLoop(config, FakeTranslator(), lambda: consumer, delivery, FakeObserver(), now=lambda: next(ticks))
+    worker._consumer = consumer
+    worker.step()
+    return worker, delivery
+
 def parse(headers) -> tuple[str, str, int]:
     """(trace id, span id, flags) of the one traceparent in ``headers``."""
     [value] = [v for name, v in headers if name == tracing.TRACEPARENT]
@@ -113,15 +127,7 @@ def test_the_poll_loop_passes_ingress_tracing_on():
               Record("in", 0, 2, b"b", key=b"k2", headers=[("traceparent", PARENT)])]
     out = {}
     for on in (False, True):
-        config = stream_config_from_dict({
-            "kafka": {"dead_letter_topic": "dlq", "max_poll_records": 4, "commit_interval_ms": 1},
-            "ingress": {"tracing": on},
-            "routes": [{"name": "up", "input_topic": "in", "output_topic": "out", "model": "m"}]})
-        consumer, delivery = FakeConsumer([polled], {TopicPartition("in", 0)}), FakeDelivery()
-        ticks = itertools.count(start=1000.0, step=1.0)
-        worker = PollLoop(config, FakeTranslator(), lambda: consumer, delivery, FakeObserver(), now=lambda: next(ticks))
-        worker._consumer = consumer
-        worker.step()
+        _, delivery = one_poll(polled, on, max_poll_records=4)
         [(out[on], _, _)] = delivery.delivered
     assert [dict(o.headers).get("traceparent") for o in out[False][:2]] == [None, None]
     assert parse(out[False][2].headers)[0] == TRACE_ID
@@ -147,16 +153,7 @@ def test_any_trace_headers_through_the_poll_loop(fields, on):
     """Whatever the trace headers hold: every record is answered, no rewind, and each output has
     at most one traceparent: the input's trace continued when it had one, else a new one if on."""
     polled = [Record("in", 0, offset, value, key=b"k", headers=heads) for offset, (value, heads) in enumerate(fields)]
-    config = stream_config_from_dict({
-        "kafka": {"dead_letter_topic": "dlq", "max_poll_records": 8, "commit_interval_ms": 1,
-                  "max_request_bytes": 4_096},
-        "ingress": {"tracing": on},
-        "routes": [{"name": "up", "input_topic": "in", "output_topic": "out", "model": "m"}]})
-    consumer, delivery = FakeConsumer([polled], {TopicPartition("in", 0)}), FakeDelivery()
-    ticks = itertools.count(start=1000.0, step=1.0)
-    worker = PollLoop(config, FakeTranslator(), lambda: consumer, delivery, FakeObserver(), now=lambda: next(ticks))
-    worker._consumer = consumer
-    worker.step()
+    worker, delivery = one_poll(polled, on, max_poll_records=8, max_request_bytes=4_096)
     assert worker.stats.rewinds == 0, worker.stats.last_error
     [(out, _, _)] = delivery.delivered
     assert len(out) == len(polled)
