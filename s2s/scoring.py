@@ -7,8 +7,6 @@ from typing import Sequence
 import sacrebleu
 from rouge_score import rouge_scorer
 
-from .tasks import canonical_task
-
 
 def bleu(hyps: Sequence[str], refs: Sequence[str]) -> float:
     return float(sacrebleu.corpus_bleu(list(hyps), [list(refs)]).score)
@@ -39,7 +37,7 @@ def task_scores(task: str, hyps: Sequence[str], refs: Sequence[str]) -> dict[str
     """All metrics for a task; the first key is the one used for model selection."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
-    if canonical_task(task) == "summarization":
+    if task == "summarization":
         scores = rouge(hyps, refs)
         return {"rougeL": scores["rougeL"], "rouge1": scores["rouge1"], "rouge2": scores["rouge2"]}
     return {"bleu": bleu(hyps, refs), "chrf": chrf(hyps, refs)}

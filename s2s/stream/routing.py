@@ -22,7 +22,7 @@ class Router:
         self._default: dict[str, RouteConfig] = {}
         self._canaries = {route.name: route.canary_route() for route in routes if route.canary}
         for route in routes:
-            self._by_topic.setdefault(route.input_topic, {})[canonical_task(route.task)] = route
+            self._by_topic.setdefault(route.input_topic, {})[route.task] = route  # canonical (config.Task)
             self._default.setdefault(route.input_topic, route)
 
     def topics(self) -> list[str]:

@@ -97,7 +97,9 @@ def end_to_end_ms(records: Sequence, acked_ms: int) -> dict[str, list[float]]:
 
 
 def _model_version(out) -> str:
-    return hdr.as_dict(out.headers).get(hdr.MODEL_VERSION, "")
+    """The answer's s2s-model-version (our own header: always set on answers, UTF-8)."""
+    value = next((v for name, v in out.headers if name == hdr.MODEL_VERSION), b"")
+    return value.decode("utf-8", "replace")
 
 
 def dead_letter_reasons(outputs: Iterable, dead_letter_topic: str) -> Counter:

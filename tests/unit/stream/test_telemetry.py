@@ -3,8 +3,8 @@ import itertools
 
 from s2s.stream import headers as hdr
 from s2s.stream.polled import OutRecord
-from s2s.stream.telemetry import (LATENCY_SAMPLES, METRICS, RollingWindow, dead_letter_reasons, end_to_end_ms,
-                                  percentile, prometheus_names, spread)
+from s2s.stream.telemetry import (LATENCY_SAMPLES, METRICS, RollingWindow, _model_version, dead_letter_reasons,
+                                  end_to_end_ms, percentile, prometheus_names, spread)
 
 from .fakes import Record
 
@@ -47,3 +47,9 @@ def test_prometheus_names_follow_rays_export_rules():
 def test_percentile_of_nothing_is_none():
     assert percentile([], 99) is None
     assert percentile(list(itertools.repeat(5.0, 3)), 50) == 5.0
+
+
+def test_answers_are_counted_by_the_model_version_they_carry():
+    answer = OutRecord("out", b"k", b"v", [(hdr.SOURCE_TOPIC, b"in"), (hdr.MODEL_VERSION, b"20261201T101500")])
+    assert _model_version(answer) == "20261201T101500"
+    assert _model_version(OutRecord("dlq", None, b"", [(hdr.ERROR_REASON, b"bad_json")])) == ""
