@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -178,6 +179,16 @@ def train_timeout(s: Settings) -> float:
 DECODE_TIMEOUT_S = 3600.0
 
 
+def train_with_runner(name: str, python: Path, runner: str, cfg_path: Path, s: Settings,
+                      out: Path) -> tuple[measure.Run, dict[str, Any]]:
+    """A peer's training through its runner (bench/peers/runners/): the run and what it reported."""
+    result = out / "train-result.json"
+    train = run_step(name, [str(python), str(RUNNERS / runner), "train", "--config", str(cfg_path),
+                            "--minutes", str(s.minutes), "--threads", str(s.threads), "--result", str(result)],
+                     out, measure.thread_env(s.threads), train_timeout(s), cwd=out)
+    return train, read_json(result)
+
+
 def s2s_row(tool: str, s: Settings, files: Files, data_dir: Path, work: Path) -> dict[str, Any]:
     from s2s.checkpoint import load_trainer_state
     from s2s.config import load_config
@@ -191,7 +202,7 @@ def s2s_row(tool: str, s: Settings, files: Files, data_dir: Path, work: Path) ->
     load_config(cfg_path)                       # a config error costs nothing yet
     run_dir = out / "run"
     if run_dir.exists():                        # s2s would resume OUT/last: start afresh
-        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+        shutil.rmtree(run_dir)
     env = measure.thread_env(s.threads)
     train = run_step(f"{tool}-train", [sys.executable, "-m", "s2s.cli", "train", "--config",
                                        str(cfg_path), "--out", str(run_dir)],
@@ -228,12 +239,7 @@ def joey_row(s: Settings, files: Files, work: Path, langs) -> dict[str, Any]:
     cfg_path.write_text(yaml.safe_dump(joey.config(s, files.dir, model_dir, langs, files.vocab),
                                        sort_keys=False))
     env = measure.thread_env(s.threads)
-    result = out / "train-result.json"
-    train = run_step("joeynmt-train", [str(python), str(RUNNERS / "joey_runner.py"), "train",
-                                       "--config", str(cfg_path), "--minutes", str(s.minutes),
-                                       "--threads", str(s.threads), "--result", str(result)],
-                     out, env, train_timeout(s), cwd=out)
-    runner = read_json(result)
+    train, runner = train_with_runner("joeynmt-train", python, "joey_runner.py", cfg_path, s, out)
     logged = joey.parse_log((model_dir / "train.log").read_text(errors="replace"))
     row = {"train": {**run_info(train), **runner, "own_log": logged}}
     decode = lambda name, src, hyp: run_step(  # noqa: E731
@@ -250,18 +256,13 @@ def opennmt_row(s: Settings, files: Files, work: Path, meta: dict, langs) -> dic
     out = work / "opennmt"
     model_dir = out / "model"
     if model_dir.exists():
-        subprocess.run(["rm", "-rf", str(model_dir)], check=True)
+        shutil.rmtree(model_dir)
     model_dir.mkdir(parents=True)
     cfg_path = out / "train.yaml"
     cfg_path.write_text(yaml.safe_dump(opennmt.train_config(
         s, files.dir, model_dir, langs, files.vocab, meta["train_pairs"]), sort_keys=False))
     env = measure.thread_env(s.threads)
-    result = out / "train-result.json"
-    train = run_step("opennmt-train", [str(python), str(RUNNERS / "onmt_runner.py"), "train",
-                                       "--config", str(cfg_path), "--minutes", str(s.minutes),
-                                       "--threads", str(s.threads), "--result", str(result)],
-                     out, env, train_timeout(s), cwd=out)
-    runner = read_json(result)
+    train, runner = train_with_runner("opennmt-train", python, "onmt_runner.py", cfg_path, s, out)
     logged = opennmt.parse_log(train.log.read_text(errors="replace"))   # its steps go to stdout
     checkpoint = opennmt.last_checkpoint(model_dir)
     row = {"train": {**run_info(train), **runner, "own_log": logged,

@@ -88,3 +88,16 @@ def run_mode(train, decode, decode_input: bool = False) -> None:
     started = time.time()
     (train if args.mode == "train" else decode)(args)
     print(f"{args.mode} done in {time.time() - started:.0f} s", flush=True)
+
+
+def write_train_result(path: str, info: dict[str, Any], clock: Clock) -> None:
+    """What a training run reports: `info` (loop_s, excluded_s, tokens, ...) plus the training
+    seconds and tokens/s measured the same way for every tool."""
+    train_s = info["loop_s"] - info["excluded_s"]
+    write_json(path, {**info, "train_s": train_s, "deadline_hit": clock.deadline_hit,
+                      "tokens_per_s": info["tokens"] / max(train_s, 1e-9), "budget_s": clock.budget_s})
+
+
+def write_decode_result(path: str, sentences: int, seconds: float, **extra: Any) -> None:
+    write_json(path, {"sentences": sentences, "decode_s": seconds,
+                      "sentences_per_s": sentences / seconds, **extra})

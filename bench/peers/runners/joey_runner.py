@@ -22,7 +22,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from budget import Clock, run_mode, set_threads, timed, write_json
+from budget import Clock, run_mode, set_threads, timed, write_decode_result, write_train_result
 
 
 def train(args: argparse.Namespace) -> None:
@@ -70,10 +70,7 @@ def train(args: argparse.Namespace) -> None:
     manager._train_step, manager._validate = _train_step, _validate
     manager.train_and_validate = train_and_validate
     training.train(rank=0, world_size=None, cfg=cfg, skip_test=True)
-    train_s = info["loop_s"] - info["excluded_s"]
-    write_json(args.result, {**info, "train_s": train_s, "deadline_hit": clock.deadline_hit,
-                             "tokens_per_s": info["tokens"] / max(train_s, 1e-9),
-                             "budget_s": clock.budget_s})
+    write_train_result(args.result, info, clock)
 
 
 def decode(args: argparse.Namespace) -> None:
@@ -102,8 +99,7 @@ def decode(args: argparse.Namespace) -> None:
     hyps, seconds = timed(translate, lines)
     assert len(hyps) == len(lines), (len(hyps), len(lines))
     write_list_to_file(Path(args.output), hyps)
-    write_json(args.result, {"sentences": len(lines), "decode_s": seconds,
-                             "sentences_per_s": len(lines) / seconds})
+    write_decode_result(args.result, len(lines), seconds)
 
 
 if __name__ == "__main__":

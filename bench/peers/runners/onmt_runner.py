@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from budget import Clock, run_mode, set_threads, timed, write_json
+from budget import Clock, run_mode, set_threads, timed, write_decode_result, write_train_result
 
 
 def train(args: argparse.Namespace) -> None:
@@ -55,10 +55,7 @@ def train(args: argparse.Namespace) -> None:
     trainer_cls.train, trainer_cls.validate = _train, _validate
     sys.argv = ["onmt_train", "-config", args.config]
     onmt.bin.train.main()
-    train_s = info["loop_s"] - info["excluded_s"]
-    write_json(args.result, {**info, "train_s": train_s, "deadline_hit": clock.deadline_hit,
-                             "tokens_per_s": info["tokens"] / max(train_s, 1e-9),
-                             "budget_s": clock.budget_s})
+    write_train_result(args.result, info, clock)
 
 
 def decode(args: argparse.Namespace) -> None:
@@ -82,8 +79,7 @@ def decode(args: argparse.Namespace) -> None:
     engine.terminate()
     assert len(preds) == len(lines), (len(preds), len(lines))
     Path(args.output).write_text("".join(p[0] + "\n" for p in preds), encoding="utf-8")
-    write_json(args.result, {"sentences": len(lines), "decode_s": seconds,
-                             "sentences_per_s": len(lines) / seconds})
+    write_decode_result(args.result, len(lines), seconds)
 
 
 if __name__ == "__main__":

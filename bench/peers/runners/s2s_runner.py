@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from budget import set_threads, timed, write_json
+from budget import set_threads, timed, write_decode_result
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
@@ -33,10 +33,8 @@ def decode(args: argparse.Namespace) -> None:
     assert len(hyps) == len(lines), (len(hyps), len(lines))
     Path(args.output).write_text("".join(h.replace("\n", " ") + "\n" for h in hyps),
                                  encoding="utf-8")
-    write_json(args.result, {"sentences": len(lines), "decode_s": seconds,
-                             "sentences_per_s": len(lines) / seconds,
-                             "beam": translator.testing.beam,
-                             "batch_size": translator.testing.batch_size})
+    write_decode_result(args.result, len(lines), seconds, beam=translator.testing.beam,
+                        batch_size=translator.testing.batch_size)
 
 
 def main() -> None:
