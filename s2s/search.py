@@ -4,6 +4,12 @@ Each source gets its own length cap (`max_lens`, output tokens before eos); at
 the cap only eos is allowed, so every hypothesis ends. pad and bos are never
 generated. Beam search keeps `beam` live hypotheses per source, flattened to
 (batch * beam) rows so each step is one model call for the whole batch.
+
+The search runs under inference_mode (no autograd version counters or view tracking on
+the many small per-step tensors), and what it does between model calls is kept to few,
+small passes: the next candidates come from candidates.py's two small top-ks, not one over
+beam x vocab; `restrict` writes only what it bans; finished sources leave the batch
+(`_BeamState.compact`).
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .candidates import top_candidates
 from .model import Memory, Seq2Seq
 from .decoders import reorder_state
 from .vocabulary import BOS_ID, EOS_ID, PAD_ID
@@ -34,15 +41,20 @@ def length_penalty(length: torch.Tensor | int, alpha: float) -> torch.Tensor | f
 
 def restrict(log_probs: torch.Tensor, at_cap: torch.Tensor) -> torch.Tensor:
     """Ban pad/bos everywhere; allow only eos for rows at their length cap.
-    Works in place: callers pass the fresh output of a decoder step."""
-    log_probs[:, [PAD_ID, BOS_ID]] = NEG_INF
-    eos = log_probs[:, EOS_ID].clone()
-    log_probs[at_cap] = NEG_INF
-    log_probs[:, EOS_ID] = eos
+    Works in place: callers pass the fresh output of a decoder step. It writes only the
+    columns and rows it changes (masking rows by a boolean index would rewrite the whole
+    rows x vocab tensor every step, and rows reach their cap only in the last steps)."""
+    log_probs[:, PAD_ID] = NEG_INF
+    log_probs[:, BOS_ID] = NEG_INF
+    capped = at_cap.nonzero().squeeze(1)
+    if capped.numel():
+        eos = log_probs[capped, EOS_ID]
+        log_probs.index_fill_(0, capped, NEG_INF)
+        log_probs[capped, EOS_ID] = eos
     return log_probs
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def greedy_search(model: Seq2Seq, enc: Memory, max_lens: torch.Tensor,
                   alpha: float = 0.0, keep_attention: bool = False) -> list[list[Hypothesis]]:
     batch = max_lens.size(0)
@@ -155,7 +167,7 @@ class _BeamState:
         return [sorted(pool, key=lambda h: -h.score)[: self.n_best] for pool in self.finished]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(model: Seq2Seq, enc: Memory, max_lens: torch.Tensor, beam: int = 5,
                 n_best: int = 1, alpha: float = 1.0) -> list[list[Hypothesis]]:
     batch = max_lens.size(0)
@@ -171,10 +183,7 @@ def beam_search(model: Seq2Seq, enc: Memory, max_lens: torch.Tensor, beam: int =
     for t in range(int(max_lens.max()) + 1):
         step_lp, state, feed, _ = model.decode_step(prev, state, feed, enc)
         step_lp = restrict(step_lp, t >= caps)
-        vocab = step_lp.size(-1)
-        cand = (beams.scores.view(-1, 1) + step_lp).view(beams.batch, -1)  # live x beam*vocab
-        top_scores, top_ids = cand.topk(min(2 * beam, cand.size(1)), dim=1)
-        origin, token = top_ids // vocab, top_ids % vocab
+        top_scores, origin, token = top_candidates(beams.scores, step_lp, 2 * beam)
         beams.collect(t, top_scores, origin, token)
         rows, prev = beams.advance(top_scores, origin, token)
         if bool(beams.done.all()):
