@@ -72,7 +72,7 @@ class KafkaSettings(StreamSection):
     poll_timeout_ms: PositiveInt = 100   # idle poll wait; 5 ms while work is in flight
     commit_interval_ms: PositiveInt = 200  # at-least-once: how often acked offsets are committed
     session_timeout_ms: PositiveInt = 45_000  # a dead replica's partitions move after this (> worst-case drain)
-    heartbeat_interval_ms: PositiveInt = 3_000
+    heartbeat_interval_ms: PositiveInt = 1_000  # how soon members hear of a rebalance (each round waits for it)
     max_poll_interval_ms: PositiveInt = 300_000  # never reached: the loop polls while batches decode
     request_timeout_ms: PositiveInt = 30_000
     delivery_timeout_ms: PositiveInt = 120_000  # producer retries (e.g. across a broker restart) this long

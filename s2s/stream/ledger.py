@@ -11,7 +11,7 @@ only hears of it through ``mark_committed``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -90,6 +90,15 @@ class OffsetLedger:
             touched.update(batch.first_offsets())
         self._pending.clear()
         return {tp: self._safe[tp] for tp in touched}
+
+    def drop(self, partitions: Collection[TopicPartition]) -> int:
+        """Take the records of ``partitions`` out of every batch in flight (their answers will
+        not be delivered, their offsets not advanced); returns how many were dropped. The
+        other partitions' batches stay, in order, on their way."""
+        before = self.in_flight()
+        kept = (batch.without(partitions) for batch in self._pending)
+        self._pending = deque(batch for batch in kept if batch is not None)
+        return before - self.in_flight()
 
     def reposition(self, positions: dict[TopicPartition, int]) -> None:
         """After a rewind: the partitions resume at ``positions`` (in exactly-once mode the

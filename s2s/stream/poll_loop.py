@@ -16,9 +16,10 @@ Rules this loop keeps (docs/architecture.md "Delivery"):
 - the loop never stops polling for longer than a flush/drain timeout, both validated to fit in
   the session timeout and max.poll.interval.ms; while too much is in flight it pauses its
   partitions and keeps polling, so the consumer stays in the group;
-- before partitions are revoked (rebalance, scale-down, shutdown) in-flight work is finished
-  and committed, within ingress.drain_timeout_s; what is not finished is left uncommitted and
-  so redelivered to the next owner.
+- before partitions are revoked (rebalance, scale-down, shutdown) what is acknowledged is
+  committed; in-flight work is finished first within ingress.drain_timeout_s (shutdown, eager
+  rebalances) or, for the partitions a cooperative rebalance moves, dropped; what is not
+  delivered is left uncommitted and so redelivered to the next owner.
 
 Observation: an ``observer`` (telemetry.IngressTelemetry in a replica) hears of each poll and
 delivery, once per batch, and of the lag: every LAG_EVERY_S the loop measures, per partition it
@@ -49,6 +50,7 @@ from .polled import (PolledBatch, Submit, TranslatorCrashed, UnreadableRecord, f
 from .config import StreamConfig
 from .delivery import Delivery, DeliveryDeferred, DeliveryError
 from .ledger import OffsetLedger, commit_map
+from .rebalancing import poll_kept
 from .routing import Router
 from .suspects import Suspects
 
@@ -89,6 +91,7 @@ class LoopStats:
     commit_failures: int = 0
     revocations: int = 0
     deferrals: int = 0   # deliveries put off while the group generation was unknown
+    polled_in_rebalance: int = 0  # records of kept partitions fetched while the group rebalanced
     last_error: str = ""
 
 
@@ -192,10 +195,13 @@ class PollLoop:
 
     def _poll(self, timeout_ms: int, max_records: int) -> list:
         try:
-            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+            polled, rebalancing = poll_kept(self._consumer, timeout_ms, max_records)
         except UNPARSABLE as err:
             return self._poll_around_unparsable(err)
-        return [record for batch in polled.values() for record in batch]
+        records = [record for batch in polled.values() for record in batch]
+        if rebalancing:
+            self.stats.polled_in_rebalance += len(records)
+        return records
 
     def _poll_around_unparsable(self, err: Exception) -> list:
         """The broker accepts records kafka-python cannot parse (a header key that is not UTF-8).
@@ -395,16 +401,41 @@ class PollLoop:
         return any(only.intersection(batch.first_offsets()) for batch in self._ledger.batches())
 
     def before_revoke(self, revoked: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        """Called by the listener before partitions go: drain what touches them, then return the
-        offsets still to commit for them (at-least-once; exactly-once committed them in its
-        transactions). Under the eager assignor ``revoked`` is every partition; under the
-        cooperative one only those that move, and the work of the kept ones goes on."""
+        """Called by the listener before partitions go; returns the offsets still to commit for
+        them (at-least-once; exactly-once committed them in its transactions).
+
+        Eager assignors revoke every partition: in-flight work is drained (finished, delivered),
+        since this member would otherwise redo most of it once it gets its share back. The
+        cooperative one revokes only the partitions that move: what is already translated is
+        delivered, and their records still being translated are dropped instead of waited for;
+        waiting would hold kafka-python's IO thread, and the group's rebalance with it, for
+        every batch before them in poll order. Dropped records were never answered or
+        committed, so their next owner polls and answers them: nothing lost, nothing answered
+        twice. The kept partitions' work goes on."""
         revoked = set(revoked)
         self.stats.revocations += 1
-        self._drain(self._now() + self._config.ingress.drain_timeout_s, only=revoked)
+        if self._kafka.assignor == "cooperative-sticky":
+            self._hand_over(revoked)
+        else:
+            self._drain(self._now() + self._config.ingress.drain_timeout_s, only=revoked)
         uncommitted = self._ledger.uncommitted()
         self._forget(revoked)
         return {tp: off for tp, off in uncommitted.items() if tp in revoked}
+
+    def _hand_over(self, partitions: set[TopicPartition]) -> None:
+        """Deliver the translated head of the ledger, then drop the rest of ``partitions``'
+        records (in flight and gathered). A failed delivery leaves its batches in flight: the
+        loop's next step retries or rewinds them as after any failure."""
+        try:
+            self._deliver_ready()
+        except Exception as err:  # noqa: BLE001 - the moving records are dropped all the same
+            log.warning("delivery before a cooperative revoke failed: %r", err)
+        dropped = self._ledger.drop(partitions)
+        gathered = len(self._gathering)
+        self._gathering = [r for r in self._gathering if TopicPartition(r.topic, r.partition) not in partitions]
+        dropped += gathered - len(self._gathering)
+        if dropped:
+            log.info("%d records of the moving partitions dropped; their next owner answers them", dropped)
 
     def on_lost(self, lost: Iterable[TopicPartition]) -> None:
         """Evicted from the group: nothing may be committed; drop it all."""

@@ -42,6 +42,23 @@ class TranslatorCall:
     indices: list[int]
     future: Future  # Future[TranslateResult]
     alone: bool = False
+    # Per index, its item's place in the result; differs from 0, 1, ... only once records of
+    # the call were dropped (PolledBatch.without): the translator still answers every item sent.
+    slots: list[int] | None = None
+    sent: int = -1  # items sent; -1: as many as indices
+
+    def __post_init__(self) -> None:
+        if self.slots is None:
+            self.slots = list(range(len(self.indices)))
+        if self.sent < 0:
+            self.sent = len(self.indices)
+
+    def keeping(self, renumbered: dict[int, int]) -> TranslatorCall | None:
+        """This call for the batch positions in ``renumbered`` (old -> new); None if none is left."""
+        kept = [(renumbered[i], slot) for i, slot in zip(self.indices, self.slots, strict=True) if i in renumbered]
+        if not kept:
+            return None
+        return TranslatorCall(self.route, [i for i, _ in kept], self.future, self.alone, [s for _, s in kept], self.sent)
 
 
 # submit(route, items, alone) -> Future[TranslateResult]; the ingress wraps DeploymentHandles in it:
@@ -160,6 +177,18 @@ class PolledBatch:
     def first_offsets(self) -> dict[TopicPartition, int]:
         return first_offsets(self.records)
 
+    def without(self, partitions: Collection[TopicPartition]) -> PolledBatch | None:
+        """This batch less the records of ``partitions`` (None if nothing is left). Their calls
+        run on, for the records that stay; what a dropped record's answer would have been is
+        ignored, and its partition's next owner polls and decodes it again."""
+        keep = [i for i, r in enumerate(self.records) if TopicPartition(r.topic, r.partition) not in partitions]
+        if not keep:
+            return None
+        renumbered = {old: new for new, old in enumerate(keep)}
+        calls = [call.keeping(renumbered) for call in self.calls]
+        return PolledBatch([self.records[i] for i in keep], [self.plans[i] for i in keep],
+                           [call for call in calls if call is not None])
+
     def next_offsets(self) -> dict[TopicPartition, int]:
         """Per partition, the offset after this batch's last record (what a commit stores)."""
         return {TopicPartition(r.topic, r.partition): r.offset + 1 for r in self.records}
@@ -183,10 +212,10 @@ class PolledBatch:
         by_index = {}
         for call in self.calls:
             result = call.future.result(timeout=0)
-            if len(result.outcomes) != len(call.indices):
-                raise RuntimeError(f"translator answered {len(result.outcomes)} of {len(call.indices)} items")
-            for position, i in enumerate(call.indices):
-                by_index[i] = (result, position)
+            if len(result.outcomes) != call.sent:
+                raise RuntimeError(f"translator answered {len(result.outcomes)} of {call.sent} items")
+            for i, slot in zip(call.indices, call.slots, strict=True):
+                by_index[i] = (result, slot)
         return by_index
 
 

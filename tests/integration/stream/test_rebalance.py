@@ -15,7 +15,7 @@ from s2s.stream.kafka_clients import consumer_configs
 from s2s.stream.poll_loop import AssignorMismatch, PollLoop
 from tests.unit.stream.fakes import FakeDelivery, FakeObserver, FakeTranslator
 
-from .streams import produce, wait_for
+from .streams import produce, produce_in_background, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -85,23 +85,28 @@ def test_a_scale_up_moves_only_what_changes_owner_under_the_cooperative_assignor
         produce(kafka_bootstrap, topic, [(f"k{i}".encode(), b"x y") for i in range(40)])
         assert wait_for(lambda: len(first.delivery.values(f"{topic}-out")) == 40, timeout_s=60)
         before = first.assigned()
+        during = produce_in_background(kafka_bootstrap, topic, [(f"during{i}".encode(), b"c d") for i in range(300)],
+                                       pace_per_s=100)  # keeps coming while the group rebalances
         second = Member(kafka_bootstrap, topic, group, assignor)
         second.thread.start()
         try:
             assert wait_for(lambda: len(first.assigned()) == 2 and len(second.assigned()) == 2, timeout_s=60)
             kept, moved = first.assigned(), before - first.assigned()
+            during.join(timeout=60)
+            assert not during.errors
             produce(kafka_bootstrap, topic, [(f"later{i}".encode(), b"a b") for i in range(40)])
-            outputs = lambda: len(first.delivery.values(f"{topic}-out")) + len(second.delivery.values(f"{topic}-out"))  # noqa: E731
-            assert wait_for(lambda: outputs() == 80, timeout_s=60)
+            answered = lambda: set(first.delivery.keys(f"{topic}-out")) | set(second.delivery.keys(f"{topic}-out"))  # noqa: E731
+            assert wait_for(lambda: len(answered()) == 380, timeout_s=60)  # every key answered
         finally:
             second.close()
     finally:
         first.close()
     assert first.error is None and second.error is None
     if assignor == "cooperative-sticky":
-        assert first.revoked[0] == moved                  # only what moved was drained and handed over
-        assert not kept & first.consumer.paused_ever      # the kept partitions never stopped
+        assert first.revoked[0] == moved                  # only what moved was handed over
+        assert not kept & first.consumer.paused_ever      # the kept partitions never stopped...
         assert not kept & first.consumer.sought
+        assert first.loop.stats.polled_in_rebalance > 0   # ...not even while the group rebalanced
     else:
         assert first.revoked[0] == before                 # eager: everything is given up
 

@@ -131,6 +131,9 @@ class FakeDelivery:
     def values(self, topic: str) -> list[bytes]:
         return [r.value for out, _, _ in self.delivered for r in out if r.topic == topic]
 
+    def keys(self, topic: str) -> list[bytes | None]:
+        return [r.key for out, _, _ in self.delivered for r in out if r.topic == topic]
+
     def records(self, topic: str) -> list:
         return [r for out, _, _ in self.delivered for r in out if r.topic == topic]
 

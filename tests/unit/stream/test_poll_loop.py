@@ -288,10 +288,9 @@ def test_revoke_drains_finished_work_and_rewinds_the_rest():
     assert offsets == {P0: 1, P1: 0}
 
 
-def test_a_cooperative_revoke_drains_only_the_partitions_that_move():
-    # Under the cooperative assignor the listener hears of the moving partitions only: their
-    # work is finished and handed over; the kept partition is neither waited for nor paused,
-    # sought back or forgotten.
+def test_an_eager_revoke_of_some_partitions_drains_only_their_work():
+    # range revokes everything in a real group; with a subset (as close() may pass) only the
+    # batches touching it are finished, and the others' work goes on.
     translator = FakeTranslator(immediate=False)
     worker, consumer, delivery, _ = make_worker([records("in", 1, 0, [b"moves"])], translator,
                                                 commit_interval_ms=3_600_000)
@@ -306,6 +305,46 @@ def test_a_cooperative_revoke_drains_only_the_partitions_that_move():
     translator.release()
     worker.step()
     assert delivery.values("out") == [b"MOVES", b"KEPT"]
+
+
+def test_a_cooperative_revoke_drops_the_moving_records_without_waiting():
+    # One call decodes records of both partitions; P1 moves. Nothing is waited for: P1's
+    # record leaves the batch uncommitted (its next owner answers it), P0's answer comes
+    # when the call finishes, and only P0 is committed after it.
+    translator = FakeTranslator(immediate=False)
+    polled = records("in", 1, 7, [b"moves"]) + records("in", 0, 0, [b"kept"])  # the kept answer is item 2 of 2
+    worker, consumer, delivery, _ = make_worker([polled], translator, commit_interval_ms=1,
+                                                assignor="cooperative-sticky")
+    worker.step()
+    assert len(translator.calls) == 1 and len(translator.calls[0][1]) == 2
+    offsets = worker.before_revoke({P1})
+    assert offsets == {} and consumer.commits == [{P1: 7, P0: 0}]  # P1's next owner starts at 7
+    assert consumer.seeks == [] and consumer.paused_set == set() and delivery.delivered == []
+    consumer.assigned = {P0}
+    translator.release()
+    worker.step()
+    assert delivery.values("out") == [b"KEPT"]
+    assert consumer.commits[-1] == {P0: 1} and [c[P1] for c in consumer.commits if P1 in c] == [7]
+
+
+def test_a_cooperative_revoke_hands_over_what_is_already_translated():
+    translator = FakeTranslator(immediate=False)
+    worker, consumer, delivery, _ = make_worker([records("in", 1, 3, [b"done"])], translator,
+                                                commit_interval_ms=3_600_000, assignor="cooperative-sticky")
+    worker.step()
+    translator.release()                      # translated, not yet delivered
+    offsets = worker.before_revoke({P1})
+    assert delivery.values("out") == [b"DONE"] and offsets == {P1: 4}
+
+
+def test_a_cooperative_revoke_drops_gathered_records_and_empty_batches():
+    translator = FakeTranslator(immediate=False)
+    worker, consumer, delivery, _ = make_worker([records("in", 1, 0, [b"a", b"b"])], translator,
+                                                assignor="cooperative-sticky")
+    worker.step()
+    worker._gathering = records("in", 1, 2, [b"c"]) + records("in", 0, 0, [b"d"])
+    worker.before_revoke({P1})
+    assert worker._ledger.in_flight() == 0 and [r.value for r in worker._gathering] == [b"d"]
 
 
 def test_listener_commits_what_the_drain_made_safe():
