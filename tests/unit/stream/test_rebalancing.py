@@ -7,7 +7,7 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import TopicPartition
 
-from s2s.stream.rebalancing import cooperative_rebalance_in_progress, poll_kept
+from s2s.stream.rebalancing import REJOIN_POLL_MS, cooperative_rebalance_in_progress, poll_kept
 
 P0 = TopicPartition("in", 0)
 
@@ -63,17 +63,20 @@ class Consumer:
         self._fetcher = Fetcher(buffered)
 
     def poll(self, timeout_ms=0, max_records=None):
+        self.timeout_ms = timeout_ms
         return self.polled
 
 
 def test_during_a_cooperative_rebalance_the_fetcher_is_asked_without_waiting():
     consumer = Consumer({}, cooperative=True, rejoining=True, buffered={P0: ["r"]})
-    assert poll_kept(consumer, 50, 10) == ({P0: ["r"]}, True)
+    assert poll_kept(consumer, 5, 10) == ({P0: ["r"]}, True)
     assert consumer._fetcher.asked == [(10, True, 0)]
+    assert consumer.timeout_ms == REJOIN_POLL_MS  # long enough for the join's answer to be awaited
 
 
 def test_otherwise_poll_answers_alone():
     for cooperative, rejoining, polled in [(True, False, {}), (False, True, {}), (True, True, {P0: ["p"]})]:
         consumer = Consumer(polled, cooperative, rejoining, buffered={P0: ["r"]})
-        assert poll_kept(consumer, 50, 10) == (polled, False)
+        assert poll_kept(consumer, 5, 10) == (polled, False)
         assert consumer._fetcher.asked == []
+        assert consumer.timeout_ms == (REJOIN_POLL_MS if cooperative and rejoining else 5)
