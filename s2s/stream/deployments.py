@@ -41,7 +41,7 @@ from .kafka_admin import create_topics
 from .kafka_clients import check_credentials, consumer_configs, producer_configs, resolve_bootstrap, resolve_security
 from .lag_policy import LAG_METRIC, PARTITIONS_METRIC
 from .messages import Reason
-from .models import DecodeItem, Loader, TranslateResult, answer_lists, load_route_model, resolve_loader
+from .models import DecodeItem, DecodeList, Loader, TranslateResult, answer_lists, load_route_model, resolve_loader
 from .names import quarantine_name, translator_name
 from .telemetry import IngressTelemetry, TranslatorTelemetry
 from .poll_loop import PollLoop
@@ -124,7 +124,8 @@ class KafkaIngress:
         handle = (self._quarantines if alone else self._translators)[name]
         started = time.monotonic()
         try:
-            return await asyncio.wait_for(handle.translate.remote(items), timeout=self._config.ingress.call_timeout_s)
+            call = handle.translate.remote(DecodeList(items))  # pickled as columns (models.DecodeList)
+            return await asyncio.wait_for(call, timeout=self._config.ingress.call_timeout_s)
         except ActorUnavailableError:
             raise  # out of reach, perhaps before the call even arrived: nothing to blame on the records
         except RayActorError as err:  # the process died during the call: maybe one of these records

@@ -81,9 +81,11 @@ def output_headers(record: SourceRecord, corr_id: str, model_name: str, model_ve
                    now_ms: int, trace: Headers = ()) -> Headers:
     """Where the input was, which model answered, how long it took; ``trace``: tracing.trace_headers."""
     latency = max(0, now_ms - record.timestamp) if record.timestamp and record.timestamp > 0 else 0
-    return source_headers(record, corr_id) + [
-        (MODEL_NAME, model_name.encode()), (MODEL_VERSION, model_version.encode()),
-        (LATENCY_MS, str(latency).encode())] + list(trace)
+    # One list literal (not source_headers + concatenations): this runs once per answer.
+    return [(CORRELATION_ID, corr_id.encode()), (SOURCE_TOPIC, record.topic.encode()),
+            (SOURCE_PARTITION, str(record.partition).encode()), (SOURCE_OFFSET, str(record.offset).encode()),
+            (MODEL_NAME, model_name.encode()), (MODEL_VERSION, model_version.encode()),
+            (LATENCY_MS, str(latency).encode()), *trace]
 
 
 def error_headers(record: SourceRecord, corr_id: str, reason: Reason, detail: str, trace: Headers = ()) -> Headers:
@@ -114,7 +116,9 @@ def dead_letter_headers(record: SourceRecord, corr_id: str, reason: Reason, deta
 
 def size_of(headers: Iterable[tuple[str, bytes | None]] | None) -> int:
     """Bytes the headers take in a record (names and values; framing left out)."""
-    return sum(len(name.encode("utf-8", "replace")) + len(value or b"") for name, value in headers or ())
+    # An ASCII name (all of ours, nearly every input's) is as long as its UTF-8 bytes: no encode.
+    return sum((len(name) if name.isascii() else len(name.encode("utf-8", "replace"))) + len(value or b"")
+               for name, value in headers or ())
 
 
 def as_dict(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:

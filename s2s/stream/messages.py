@@ -86,11 +86,12 @@ def decode_value(value: bytes | None, limits: Limits) -> Request | Rejection:
         text = value.decode("utf-8")
     except UnicodeDecodeError as err:
         return Rejection(Reason.NOT_UTF8, f"value is not UTF-8: {err}")
-    if text.lstrip().startswith("{"):
+    stripped = text.strip()  # starts with "{" exactly when text.lstrip() does; stripped once
+    if stripped.startswith("{"):
         return _decode_envelope(text, limits)
-    if not text.strip():
+    if not stripped:
         return Rejection(Reason.EMPTY, "value is blank")
-    return Request(text=text.strip())
+    return Request(text=stripped)
 
 
 def _decode_envelope(text: str, limits: Limits) -> Request | Rejection:

@@ -36,6 +36,25 @@ class DecodeItem:
     beam: int | None = None
     max_len: int | None = None
 
+    def __reduce__(self):
+        # Each call pickles a list of these to the translator: positional fields instead of
+        # the default state dict (a third less to pickle, and no dict to rebuild per item).
+        return DecodeItem, (self.text, self.beam, self.max_len)
+
+
+class DecodeList(list):
+    """DecodeItems as the ingress sends them: a list that pickles as three columns (~1/10 of the
+    time of the items one by one), since Ray pickles every call's list in the ingress process,
+    whose GIL the poll loop needs. Unpickled, it is a plain list of DecodeItems again."""
+
+    def __reduce__(self):
+        return _items_from_columns, ([item.text for item in self], [item.beam for item in self],
+                                     [item.max_len for item in self])
+
+
+def _items_from_columns(texts: list[str], beams: list[int | None], max_lens: list[int | None]) -> list[DecodeItem]:
+    return [DecodeItem(text, beam, max_len) for text, beam, max_len in zip(texts, beams, max_lens, strict=True)]
+
 
 @dataclass(frozen=True)
 class Decoded:
@@ -52,6 +71,21 @@ class TranslateResult:
     model_name: str
     model_version: str
     outcomes: list[Decoded]
+
+    def __reduce__(self):
+        """Pickled as columns (texts, and errors by position): Ray pickles one of these per call
+        back to the ingress, and a list of strings pickles ~20x faster than as many Decoded."""
+        texts = [outcome.text for outcome in self.outcomes]
+        errors = {i: outcome.error for i, outcome in enumerate(self.outcomes) if outcome.error is not None}
+        return _result_from_columns, (self.model_name, self.model_version, texts, errors)
+
+
+def _result_from_columns(model_name: str, model_version: str, texts: list[str | None],
+                         errors: dict[int, str]) -> TranslateResult:
+    outcomes = [Decoded(text=text) for text in texts]
+    for i, error in errors.items():
+        outcomes[i] = Decoded(text=texts[i], error=error)
+    return TranslateResult(model_name, model_version, outcomes)
 
 
 def load_checkpoint_model(path: str, device: str = "auto", quantize: str | None = None) -> StreamModel:

@@ -44,3 +44,10 @@ def test_dead_letter_headers_put_our_trace_context_in_place_of_the_inputs():
     assert [(n, v) for n, v in headers if n.startswith("trace")] == ours
     assert headers[-1] == ("app", b"") and hdr.as_dict(headers)[hdr.NULL_HEADERS] == "app"
     assert [(n, v) for n, v in hdr.dead_letter_headers(record, "c", Reason.BAD_JSON, "d") if n.startswith("trace")] == []
+
+
+def test_size_of_counts_utf8_bytes_of_any_header_name():
+    from s2s.stream.headers import size_of
+
+    assert size_of([("s2s-model-name", b"toy"), ("clé", b"ab"), ("n", None)]) == 14 + 3 + 4 + 2 + 1
+    assert size_of(None) == 0

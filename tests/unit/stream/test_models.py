@@ -57,3 +57,21 @@ def test_answer_lists_decodes_all_lists_in_one_batch_and_splits_them_back():
     assert model.calls == [(["a", "b", "c"], None, None)]
     assert (results[0].model_name, results[0].model_version) == ("upper", "1")
 
+
+
+def test_results_and_item_lists_survive_pickling_as_columns():
+    # Ray pickles every call's items and result (with cloudpickle); both travel as columns.
+    import pickle
+
+    from ray import cloudpickle
+
+    from s2s.stream.models import Decoded, DecodeList, TranslateResult
+
+    result = TranslateResult("m", "v1", [Decoded(text="a"), Decoded(error="boom"), Decoded(text="", error="e"),
+                                         Decoded()])
+    items = DecodeList([DecodeItem("t", beam=3), DecodeItem("u", max_len=7), DecodeItem("w")])
+    for dumps in (pickle.dumps, cloudpickle.dumps):
+        assert pickle.loads(dumps(result)) == result
+        unpickled = pickle.loads(dumps(items))
+        assert unpickled == list(items) and type(unpickled) is list
+        assert pickle.loads(dumps(DecodeItem("x", 2, 9))) == DecodeItem("x", 2, 9)
