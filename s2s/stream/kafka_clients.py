@@ -6,13 +6,11 @@ Every client gets the TLS/SASL settings of security.py, secrets read when the co
 """
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from kafka.partitioner import DefaultPartitioner
 
 from .config import KafkaSettings
 from .kafka_admin import bootstrap_from_env, security_configs
@@ -27,45 +25,6 @@ DELIVERY_LINGER_MS = 100
 
 ASSIGNORS = {"cooperative-sticky": CooperativeStickyAssignor, "range": RangePartitionAssignor,
              "roundrobin": RoundRobinPartitionAssignor}   # kafka.assignor -> kafka-python's class
-
-
-_M32 = 0xFFFFFFFF
-_MURMUR_M = 0x5BD1E995
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (the Java client's Utils.murmur2), the same values as kafka-python's
-    pure-Python one in about half the time: the 4-byte words are unpacked in one call and the
-    masks kept to those that matter (tests/unit/stream/test_kafka_clients.py compares them)."""
-    length = len(data)
-    h = 0x9747B28C ^ length
-    for k in struct.unpack_from(f"<{length // 4}I", data):
-        k = (k * _MURMUR_M) & _M32
-        k = ((k ^ (k >> 24)) * _MURMUR_M) & _M32
-        h = ((h * _MURMUR_M) & _M32) ^ k
-    tail = length & 3
-    if tail:
-        rest = data[length - tail:]
-        if tail == 3:
-            h ^= rest[2] << 16
-        if tail >= 2:
-            h ^= rest[1] << 8
-        h = ((h ^ rest[0]) * _MURMUR_M) & _M32
-    h = ((h ^ (h >> 13)) * _MURMUR_M) & _M32
-    return h ^ (h >> 15)
-
-
-class KeyPartitioner(DefaultPartitioner):
-    """kafka-python's default partitioner (a key's partition is murmur2(key) mod the partition
-    count, as in the Java client, so per-key order holds whatever wrote before), faster for keyed
-    records: every answer carries its input's key and is partitioned on the poll loop's thread."""
-
-    def partition(self, topic, key, serialized_key, value, serialized_value, cluster):
-        partitions = cluster.partitions_for_topic(topic) if serialized_key is not None else None
-        if not partitions:  # keyless, or a topic the metadata lacks: the default's own handling
-            return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
-        ordered = sorted(partitions)
-        return ordered[(murmur2(serialized_key) & 0x7FFFFFFF) % len(ordered)]
 
 
 def resolve_bootstrap(settings: KafkaSettings) -> str:
@@ -119,7 +78,6 @@ def producer_configs(settings: KafkaSettings, client_id: str, transactional_id: 
         "max_block_ms": settings.max_block_ms,            # bounds every send: part of the drain bound
         "max_request_size": settings.max_request_bytes,   # out_records cuts dead letters to fit it
         "max_in_flight_requests_per_connection": 5,  # the most idempotence keeps ordered
-        "partitioner": KeyPartitioner(),  # the default's partitions, in half the time
     }
     if transactional_id is not None:
         configs["transactional_id"] = transactional_id

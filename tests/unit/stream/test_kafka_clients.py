@@ -42,45 +42,13 @@ def test_the_eager_assignor_is_the_default_and_the_cooperative_one_is_available(
         KafkaSettings(assignor="sticky")
 
 
-def test_the_key_partitioner_places_keys_as_kafka_does():
-    # Answers keep their input's key; a key must land where the Java client and kafka-python's
-    # own partitioner put it, or per-key order breaks across versions of the ingress.
-    import random
-
-    from kafka.partitioner.default import DefaultPartitioner, murmur2 as kafka_murmur2
-
-    from s2s.stream.kafka_clients import KeyPartitioner, murmur2
-
-    rng = random.Random(7)
-    keys = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40))) for _ in range(20_000)]
-    keys += [b"", b"a", b"ab", b"abc", b"\xff" * 7, "clé-42".encode()]
-    assert all(murmur2(key) == kafka_murmur2(key) for key in keys)
-
-    class Cluster:  # what the partitioners read of kafka-python's ClusterMetadata
-        def topics(self):
-            return {"t"}
-
-        def partitions_for_topic(self, topic):
-            return {2, 0, 4, 1, 3} if topic == "t" else None
-
-        def available_partitions_for_topic(self, topic):
-            return self.partitions_for_topic(topic)
-
-    ours, theirs = KeyPartitioner(), DefaultPartitioner()
-    assert all(ours.partition("t", k, k, None, None, Cluster()) == theirs.partition("t", k, k, None, None, Cluster())
-               for k in keys)
-    assert ours.partition("t", None, None, b"v", b"v", Cluster()) in {0, 1, 2, 3, 4}  # keyless: the default's
-    with pytest.raises(ValueError):
-        ours.partition("unknown", b"k", b"k", None, None, Cluster())
-
-
 def test_the_producer_lingers_until_the_flush_within_kafka_pythons_bound(monkeypatch):
     # Every delivery flushes, so a long linger only keeps a delivery in one request; kafka-python
     # refuses a linger over delivery_timeout_ms - request_timeout_ms.
-    from s2s.stream.kafka_clients import DELIVERY_LINGER_MS, KeyPartitioner
+    from s2s.stream.kafka_clients import DELIVERY_LINGER_MS
 
     monkeypatch.delenv(SECURITY_ENV, raising=False)
     producer = producer_configs(KafkaSettings(bootstrap="h:9"), "c")
-    assert producer["linger_ms"] == DELIVERY_LINGER_MS and isinstance(producer["partitioner"], KeyPartitioner)
+    assert producer["linger_ms"] == DELIVERY_LINGER_MS
     tight = KafkaSettings(bootstrap="h:9", request_timeout_ms=30_000, delivery_timeout_ms=30_040)
     assert producer_configs(tight, "c")["linger_ms"] == 40
