@@ -55,13 +55,14 @@ class KafkaSettings(StreamSection):
     dead_letter_topic: Topic = "s2s-dead-letter"
     delivery: Literal[AT_LEAST_ONCE, EXACTLY_ONCE] = AT_LEAST_ONCE
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"  # where a new group starts
-    # How partitions are shared out. range / roundrobin are eager: every member gives up all its
-    # partitions on every rebalance. cooperative-sticky (incremental, KIP-429) moves only the
-    # partitions that change owner and the others keep flowing, but each move takes two
-    # rebalance rounds: on bench/step_load.py's 1 -> 3 scale-up its p99 and its time to work the
-    # lag off were 2-3x the eager assignor's (README), so range stays the default. All members
-    # of one group must use the same kind.
-    assignor: Literal["cooperative-sticky", "range", "roundrobin"] = "range"
+    # How partitions are shared out. cooperative-sticky (incremental, KIP-429; the default) moves
+    # only the partitions that change owner and the others keep flowing (rebalancing.py);
+    # range / roundrobin are eager: every member gives up all its partitions on every
+    # rebalance. On bench/step_load.py's 1 -> 3 scale-up cooperative had the lower p99 and the
+    # shorter time to work the lag off (README). All members of one group must use the same
+    # kind: kafka-python cannot list both, so an existing range group switches with a new
+    # group_id or with every old member stopped first (docs/architecture.md).
+    assignor: Literal["cooperative-sticky", "range", "roundrobin"] = "cooperative-sticky"
     create_topics: bool = True           # create missing input/output/dead-letter topics at start
     partitions: PositiveInt = 3          # partition count of topics created here
     replication_factor: PositiveInt | None = None  # copies of topics created here; None: min(3, brokers)

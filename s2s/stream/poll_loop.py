@@ -50,7 +50,7 @@ from .polled import (PolledBatch, Submit, TranslatorCrashed, UnreadableRecord, f
 from .config import StreamConfig
 from .delivery import Delivery, DeliveryDeferred, DeliveryError
 from .ledger import OffsetLedger, commit_map
-from .rebalancing import poll_kept
+from .rebalancing import cooperative_rebalance_in_progress, poll_kept
 from .routing import Router
 from .suspects import Suspects
 
@@ -163,8 +163,10 @@ class PollLoop:
             self._recover(self._unrecovered)
             return
         busy = self._ledger.has_pending() or self._gathering
+        rejoining = cooperative_rebalance_in_progress(self._consumer)
         if self._paused_for_answers():
-            self._await_head()
+            if not rejoining:  # a rejoin's poll waits itself, and the join's answer must find it waiting
+                self._await_head()
             timeout_ms = 0  # nothing to fetch while paused; the poll keeps the consumer in the group
         else:
             timeout_ms = BUSY_POLL_MS if busy else self._kafka.poll_timeout_ms
@@ -176,7 +178,8 @@ class PollLoop:
         except DeliveryDeferred as err:
             self.stats.deferrals += 1
             log.info("delivery deferred: %s", err)
-            self._stop.wait(RETRY_BACKOFF_S)
+            if not rejoining:  # rejoining, the next poll is the pause (rebalancing.py: why not a sleep)
+                self._stop.wait(RETRY_BACKOFF_S)
         except Exception as err:  # noqa: BLE001 - whatever failed, redo it from Kafka
             self._rewind(err)
         self._commit()

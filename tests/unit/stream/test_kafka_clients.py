@@ -25,18 +25,17 @@ def test_delivery_contract_settings(monkeypatch):
     assert producer_configs(settings, "c", transactional_id="t")["transactional_id"] == "t"
 
 
-def test_the_eager_assignor_is_the_default_and_the_cooperative_one_is_available(monkeypatch):
+def test_the_cooperative_assignor_is_the_default_and_the_eager_one_is_available(monkeypatch):
     from kafka.coordinator.assignors.abstract import RebalanceProtocol
     from kafka.coordinator.assignors.range import RangePartitionAssignor
 
     from s2s.stream.config import StreamConfigError
 
     monkeypatch.delenv(SECURITY_ENV, raising=False)
-    [cooperative] = consumer_configs(KafkaSettings(bootstrap="h:9", assignor="cooperative-sticky"),
-                                     "c")["partition_assignment_strategy"]
+    [cooperative] = consumer_configs(KafkaSettings(bootstrap="h:9"), "c")["partition_assignment_strategy"]
     assert cooperative.name == "cooperative-sticky"
     assert RebalanceProtocol.COOPERATIVE in cooperative().supported_protocols()
-    eager = consumer_configs(KafkaSettings(bootstrap="h:9"), "c")
+    eager = consumer_configs(KafkaSettings(bootstrap="h:9", assignor="range"), "c")
     assert eager["partition_assignment_strategy"] == (RangePartitionAssignor,)
     with pytest.raises(StreamConfigError, match="kafka.assignor must be one of cooperative-sticky, range, roundrobin"):
         KafkaSettings(assignor="sticky")

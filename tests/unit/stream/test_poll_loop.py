@@ -276,7 +276,7 @@ def test_commit_failure_is_retried_later():
 
 def test_revoke_drains_finished_work_and_rewinds_the_rest():
     translator = FakeTranslator(immediate=False)
-    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a"])], translator,
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a"])], translator, assignor="range",
                                                 commit_interval_ms=3_600_000)  # no commits in step()
     worker.step()
     translator.release()  # finished, but not yet delivered
@@ -293,7 +293,7 @@ def test_an_eager_revoke_of_some_partitions_drains_only_their_work():
     # batches touching it are finished, and the others' work goes on.
     translator = FakeTranslator(immediate=False)
     worker, consumer, delivery, _ = make_worker([records("in", 1, 0, [b"moves"])], translator,
-                                                commit_interval_ms=3_600_000)
+                                                commit_interval_ms=3_600_000, assignor="range")
     worker.step()
     translator.release()                      # P1's batch is finished, not yet delivered
     consumer.polls.append(records("in", 0, 0, [b"kept"]))
@@ -454,3 +454,37 @@ def test_a_record_the_consumer_cannot_parse_is_dead_lettered_and_skipped():
     for commit in consumer.commits:
         committed.update(commit)
     assert committed == {P0: 1, P1: 9}
+
+
+class DeferringDelivery(FakeDelivery):
+    def deliver(self, out_records, offsets, consumer):
+        from s2s.stream.delivery import DeliveryDeferred
+
+        raise DeliveryDeferred("group generation -1: offsets wait")
+
+
+class CountingStop(threading.Event):
+    def __init__(self):
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout=None):
+        self.waits += 1
+        return False
+
+
+@pytest.mark.parametrize("rejoining", [False, True])
+def test_a_deferred_delivery_sleeps_only_outside_a_cooperative_rejoin(rejoining):
+    # kafka-python 3.0.12 drops a join that completes while no poll() waits (rebalancing.py):
+    # rejoining, the loop must be back in poll() at once, whose REJOIN_POLL_MS is the pause.
+    from kafka.coordinator.assignors.abstract import RebalanceProtocol
+
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a"])], delivery=DeferringDelivery(),
+                                                assignor="cooperative-sticky")
+    consumer._coordinator = type("C", (), {"_rebalance_protocol": RebalanceProtocol.COOPERATIVE,
+                                           "rejoining": rejoining})()
+    consumer._fetcher = type("F", (), {"fetch_records": lambda self, *a, **k: ({}, True)})()
+    worker._stop = CountingStop()
+    worker.step()
+    assert worker.stats.deferrals == 1 and worker._ledger.in_flight() == 1
+    assert worker._stop.waits == (0 if rejoining else 1)
