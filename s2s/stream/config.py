@@ -58,10 +58,11 @@ class KafkaSettings(StreamSection):
     # How partitions are shared out. cooperative-sticky (incremental, KIP-429; the default) moves
     # only the partitions that change owner and the others keep flowing (rebalancing.py);
     # range / roundrobin are eager: every member gives up all its partitions on every
-    # rebalance. On bench/step_load.py's 1 -> 3 scale-up cooperative had the lower p99 and the
-    # shorter time to work the lag off (README). All members of one group must use the same
-    # kind: kafka-python cannot list both, so an existing range group switches with a new
-    # group_id or with every old member stopped first (docs/architecture.md).
+    # rebalance. On bench/step_load.py's 1 -> 3 scale-up of 3 partitions (2 of 3 move anyway) the
+    # two tie within noise (README); the fewer partitions a move takes, the more cooperative
+    # should save (not measured). All members of one group must use the same kind: kafka-python
+    # cannot list both, so an existing range group switches with a new group_id or with every
+    # old member stopped first (docs/architecture.md).
     assignor: Literal["cooperative-sticky", "range", "roundrobin"] = "cooperative-sticky"
     create_topics: bool = True           # create missing input/output/dead-letter topics at start
     partitions: PositiveInt = 3          # partition count of topics created here

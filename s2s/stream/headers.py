@@ -81,11 +81,8 @@ def output_headers(record: SourceRecord, corr_id: str, model_name: str, model_ve
                    now_ms: int, trace: Headers = ()) -> Headers:
     """Where the input was, which model answered, how long it took; ``trace``: tracing.trace_headers."""
     latency = max(0, now_ms - record.timestamp) if record.timestamp and record.timestamp > 0 else 0
-    # One list literal (not source_headers + concatenations): this runs once per answer.
-    return [(CORRELATION_ID, corr_id.encode()), (SOURCE_TOPIC, record.topic.encode()),
-            (SOURCE_PARTITION, str(record.partition).encode()), (SOURCE_OFFSET, str(record.offset).encode()),
-            (MODEL_NAME, model_name.encode()), (MODEL_VERSION, model_version.encode()),
-            (LATENCY_MS, str(latency).encode()), *trace]
+    return [*source_headers(record, corr_id), (MODEL_NAME, model_name.encode()),
+            (MODEL_VERSION, model_version.encode()), (LATENCY_MS, str(latency).encode()), *trace]
 
 
 def error_headers(record: SourceRecord, corr_id: str, reason: Reason, detail: str, trace: Headers = ()) -> Headers:

@@ -37,10 +37,22 @@ class SpyConsumer(KafkaConsumer):
         return super().seek(partition, offset)
 
 
+class LateRejoiner(SpyConsumer):
+    """Sends each JoinGroup a second late, as a busy replica may: the rebalance round the first
+    member starts then lasts that long, so the window in which kafka-python's poll() fetches
+    nothing (s2s/stream/rebalancing.py) is there in every run, not only when heartbeats fall so."""
+
+    def poll(self, timeout_ms=0, max_records=None, **kwargs):
+        if self._coordinator.need_rejoin():
+            time.sleep(1.0)  # the delay under test, not a wait for something
+        return super().poll(timeout_ms=timeout_ms, max_records=max_records, **kwargs)
+
+
 class Member:
     """One poll loop of the group on its own thread, recording what it was asked to give up."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, assignor: str):
+    def __init__(self, bootstrap: str, topic: str, group: str, assignor: str, consumer_class=SpyConsumer):
+        self.consumer_class = consumer_class
         self.config = stream_config_from_dict({
             "kafka": {"bootstrap": bootstrap, "group_id": group, "assignor": assignor, "create_topics": False,
                       "session_timeout_ms": 15_000, "heartbeat_interval_ms": 1_000, "flush_timeout_s": 5,
@@ -55,7 +67,7 @@ class Member:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _consumer(self) -> SpyConsumer:
-        self.consumer = SpyConsumer(**consumer_configs(self.config.kafka, client_id="test-member"))
+        self.consumer = self.consumer_class(**consumer_configs(self.config.kafka, client_id="test-member"))
         return self.consumer
 
     def _run(self) -> None:
@@ -87,7 +99,7 @@ def test_a_scale_up_moves_only_what_changes_owner_under_the_cooperative_assignor
         before = first.assigned()
         during = produce_in_background(kafka_bootstrap, topic, [(f"during{i}".encode(), b"c d") for i in range(300)],
                                        pace_per_s=100)  # keeps coming while the group rebalances
-        second = Member(kafka_bootstrap, topic, group, assignor)
+        second = Member(kafka_bootstrap, topic, group, assignor, consumer_class=LateRejoiner)
         second.thread.start()
         try:
             assert wait_for(lambda: len(first.assigned()) == 2 and len(second.assigned()) == 2, timeout_s=60)
