@@ -132,8 +132,8 @@ def resolve_loader(loader: str | Loader) -> Loader:
 def decode_items(model: StreamModel, items: Sequence[DecodeItem]) -> list[Decoded]:
     """Decode every item, batching items that share search settings.
 
-    A group whose batch raises is decoded again one text at a time, so only the texts
-    that really fail get an error (and go to the dead-letter topic); the rest are answered.
+    A group whose batch raises is split in halves until the texts that really fail stand
+    alone: only they get an error (and go to the dead-letter topic); the rest are answered.
     """
     results: list[Decoded | None] = [None] * len(items)
     for (beam, max_len), indices in _group_by_settings(items).items():
@@ -161,10 +161,14 @@ def _group_by_settings(items: Sequence[DecodeItem]) -> dict[tuple[int | None, in
 
 
 def _decode_group(model: StreamModel, texts: list[str], beam: int | None, max_len: int | None) -> list[Decoded]:
+    """One batch; if it raises, each half again (bisection), down to the texts that fail alone.
+    One bad text in n costs about 2*log2(n) smaller batches; decoding the n texts one by one
+    took so long under load that the health check killed the replica as hung (max_decode_s)."""
     try:
         return [Decoded(text=out) for out in model.best(texts, beam=beam, max_len=max_len)]
     except Exception as batch_err:  # noqa: BLE001 - any model failure is isolated per text below
         if len(texts) == 1:
             return [Decoded(error=f"{type(batch_err).__name__}: {batch_err}")]
-        log.warning("a batch of %d failed (%s); decoding its texts one by one", len(texts), batch_err)
-    return [_decode_group(model, [text], beam, max_len)[0] for text in texts]
+        log.warning("a batch of %d failed (%s); decoding each half apart", len(texts), batch_err)
+    middle = len(texts) // 2
+    return _decode_group(model, texts[:middle], beam, max_len) + _decode_group(model, texts[middle:], beam, max_len)

@@ -34,6 +34,19 @@ def test_a_failing_text_fails_alone():
     assert outcomes[1].error == "RuntimeError: kaput"
 
 
+def test_one_failing_text_among_many_is_found_by_bisection_not_one_call_per_text():
+    model = Upper()
+    texts = [f"t{i}" for i in range(255)] + ["boom"]
+    outcomes = decode_items(model, [DecodeItem(t) for t in texts])
+    assert [o.text for o in outcomes] == [t.upper() for t in texts[:-1]] + [None]
+    assert len(model.calls) == 1 + 2 * 8  # the batch, then two halves at each of log2(256) levels
+
+
+def test_every_text_failing_is_each_dead_lettered():
+    outcomes = decode_items(Upper(), [DecodeItem("boom") for _ in range(5)])
+    assert [o.error for o in outcomes] == ["RuntimeError: kaput"] * 5
+
+
 def test_resolve_loader():
     assert resolve_loader("s2s.stream.models:load_identity_model") is load_identity_model
     assert resolve_loader(load_identity_model) is load_identity_model
