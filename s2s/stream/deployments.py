@@ -98,6 +98,7 @@ class KafkaIngress:
         self._config = config
         self._translators = translators
         self._quarantines = quarantines
+        self._quarantine_turns: dict[str, asyncio.Semaphore] = {}  # used on the calls loop only
         self._replica = serve.get_replica_context().replica_id.unique_id
         self._calls = asyncio.new_event_loop()
         threading.Thread(target=self._calls.run_forever, name="s2s-calls", daemon=True).start()
@@ -118,10 +119,21 @@ class KafkaIngress:
         return asyncio.run_coroutine_threadsafe(self._call_translator(route, items, alone), self._calls)
 
     async def _call_translator(self, route: RouteConfig, items: list[DecodeItem], alone: bool) -> TranslateResult:
-        # A dead translator replica surfaces here (RayActorError) or as a timeout; either way
-        # the worker rewinds and the records are decoded again: Serve itself never retries.
         name = quarantine_name(route) if alone else translator_name(route)
         handle = (self._quarantines if alone else self._translators)[name]
+        if not alone:
+            return await self._timed_call(name, handle, route, items)
+        # The quarantine takes one call at a time. Sent all at once, a crash's hundreds of
+        # suspects queued in the handle, those at the back outlived call_timeout_s waiting, were
+        # retried and timed out again: a loop without end. One at a time from this replica, the
+        # timeout measures a decode (plus at most one call of each other ingress replica).
+        async with self._quarantine_turns.setdefault(name, asyncio.Semaphore(1)):
+            return await self._timed_call(name, handle, route, items)
+
+    async def _timed_call(self, name: str, handle: DeploymentHandle, route: RouteConfig,
+                          items: list[DecodeItem]) -> TranslateResult:
+        # A dead translator replica surfaces here (RayActorError) or as a timeout; either way
+        # the worker rewinds and the records are decoded again: Serve itself never retries.
         started = time.monotonic()
         try:
             call = handle.translate.remote(DecodeList(items))  # pickled as columns (models.DecodeList)

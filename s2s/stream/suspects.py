@@ -9,7 +9,8 @@ budgets that make sure no record is retried forever.
                      dead-lettered (model_crash or decode_timeout).
     (a call that outlived ingress.call_timeout_s blames nobody: the wait may have been a queue.
     It is retried as it was; a decode that truly hangs is killed by the translator's health
-    check before that timeout, which is a decode failure above.)
+    check before that timeout, which is a decode failure above. An ingress sends its quarantine
+    calls one at a time, so that queue holds at most one call of each other ingress replica.)
     refusals         the broker refused the record's answer for a reason of the record's own
                      (too large, invalid, not authorized): the next try writes a dead letter
                      (unsendable), the one after a bare dead letter that copies nothing.

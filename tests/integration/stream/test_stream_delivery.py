@@ -90,7 +90,7 @@ def test_every_bad_input_class_is_dead_lettered_once_and_good_traffic_flows(stre
     answers = read_answers(app.bootstrap, app.topics["out"], {k for k, _ in good}, timeout_s=180)
     dead = read_answers(app.bootstrap, app.topics["dlq"], set(BAD_INPUTS), timeout_s=60)
 
-    assert {r.key for r in answers} == {k for k, _ in good} and len(answers) == len(good)
+    assert {r.key for r in answers} == {k for k, _ in good} and len(answers) == len(good), app.stats()
     envelope = json.loads(next(r.value for r in answers if r.key == b"good-envelope"))
     assert envelope["id"] == "e-7" and envelope["task"] == "translation"
     assert len(dead) == len(BAD_INPUTS), [r.key for r in dead]
