@@ -121,9 +121,18 @@ class TopicReader:
         self.records: list = []
         self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                        isolation_level="read_committed" if read_committed else "read_uncommitted")
-        partitions = self._consumer.partitions_for_topic(topic) or set()
+        partitions = self._partitions(topic)
         self._consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
         self._consumer.seek_to_beginning()
+
+    def _partitions(self, topic: str, timeout_s: float = 30) -> set[int]:
+        """The topic's partitions, asked again while the broker's metadata lacks the new topic:
+        assigned nothing, the reader would read nothing and a test would wait out its timeout."""
+        deadline = time.monotonic() + timeout_s
+        while not (partitions := self._consumer.partitions_for_topic(topic)):
+            assert time.monotonic() < deadline, f"topic {topic} has no partitions after {timeout_s:g} s"
+            time.sleep(0.2)  # the metadata of a topic just created reaches the broker's cache shortly
+        return partitions
 
     def read_until(self, done, timeout_s: float) -> list:
         """Poll until ``done(records)`` holds or ``timeout_s`` passes; returns all records read."""
