@@ -72,7 +72,7 @@ def test_a_burst_scales_the_ingress_up_and_idleness_scales_it_back_losing_nothin
     at_scale_down = len(trickle.sent)
     wait_for(lambda: len(trickle.sent) >= at_scale_down + 80, timeout_s=30)  # ~2 s of input after it
     sent = trickle.stop()
-    assert scaled_down, "the ingress never scaled back to 1"
+    assert scaled_down, f"the ingress never scaled back to 1: {app.ingress_replicas()} running, {app.stats()}"
     assert wait_for(lambda: app.lag() == 0, timeout_s=120), f"lag stayed at {app.lag()}"
 
     expected = {**dict(burst), **sent}
