@@ -98,7 +98,9 @@ class KafkaIngress:
         self._config = config
         self._translators = translators
         self._quarantines = quarantines
-        self._quarantine_turns: dict[str, asyncio.Semaphore] = {}  # used on the calls loop only
+        # One quarantine call at a time from this replica (_call_translator says why); Python
+        # 3.10+ binds a Semaphore to the loop that first waits on it: the calls loop.
+        self._quarantine_turns = {name: asyncio.Semaphore(1) for name in quarantines}
         self._replica = serve.get_replica_context().replica_id.unique_id
         self._calls = asyncio.new_event_loop()
         threading.Thread(target=self._calls.run_forever, name="s2s-calls", daemon=True).start()
@@ -127,7 +129,7 @@ class KafkaIngress:
         # suspects queued in the handle, those at the back outlived call_timeout_s waiting, were
         # retried and timed out again: a loop without end. One at a time from this replica, the
         # timeout measures a decode (plus at most one call of each other ingress replica).
-        async with self._quarantine_turns.setdefault(name, asyncio.Semaphore(1)):
+        async with self._quarantine_turns[name]:
             return await self._timed_call(name, handle, route, items)
 
     async def _timed_call(self, name: str, handle: DeploymentHandle, route: RouteConfig,

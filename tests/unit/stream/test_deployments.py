@@ -36,7 +36,7 @@ def ingress_with(call_timeout_s: float):
     ingress._config = SimpleNamespace(ingress=SimpleNamespace(call_timeout_s=call_timeout_s))
     ingress._translators = {translator_name(route): SlowHandle()}
     ingress._quarantines = {quarantine_name(route): SlowHandle()}
-    ingress._quarantine_turns = {}
+    ingress._quarantine_turns = {quarantine_name(route): asyncio.Semaphore(1)}
     return ingress, route
 
 
