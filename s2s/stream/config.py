@@ -166,9 +166,10 @@ class IngressSettings(Replicated):
 
     num_replicas: PositiveInt = 1         # consumers in the group; more than the partitions idle
     num_cpus: PositiveFloat = 0.25        # it mostly waits on sockets and the translator
-    call_timeout_s: PositiveFloat = 120.0  # a translator call slower than this is retried, its records decoded alone
+    call_timeout_s: PositiveFloat = 120.0  # a translator call slower than this is retried as it was
     drain_timeout_s: PositiveFloat = 15.0  # on rebalance/shutdown, finish in-flight work this long
     max_decode_crashes: PositiveInt = 3   # a record in this many calls that killed the translator is dead-lettered
+    max_call_timeouts: PositiveInt = 3    # a record in this many timed-out calls is decoded alone (suspects.py)
     autoscaling: IngressAutoscaling | None = None  # None: num_replicas, fixed
     tracing: bool = False                 # records without a W3C traceparent get a new trace id
 

@@ -32,7 +32,7 @@ class Reason(str, Enum):
     UNKNOWN_TASK = "unknown_task"  # envelope names a task no route serves on this topic
     MODEL_ERROR = "model_error"    # the model raised while decoding this text
     MODEL_CRASH = "model_crash"    # the translator process died in every call that held it
-    DECODE_TIMEOUT = "decode_timeout"  # its decode outlived the translator's limit in every call that held it
+    DECODE_TIMEOUT = "decode_timeout"  # as MODEL_CRASH, the last time its decode outlived a limit (suspects.py)
     UNSENDABLE = "unsendable"      # the broker refused the record's answer (or a full copy of it)
     INTERNAL_ERROR = "internal_error"  # building its answer raised: a bug, reported instead of a stall
     UNREADABLE = "unreadable"      # the consumer cannot parse the record (e.g. a header key that is not UTF-8)

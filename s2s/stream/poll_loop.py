@@ -45,8 +45,8 @@ from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import CorruptRecordError, InconsistentGroupProtocolError, KafkaError
 from kafka.structs import TopicPartition
 
-from .polled import (PolledBatch, Submit, TranslatorCrashed, UnreadableRecord, first_offsets, plan_records,
-                    submit_calls)
+from .polled import (PolledBatch, Submit, TranslatorCrashed, TranslatorTimeout, UnreadableRecord, first_offsets,
+                     plan_records, submit_calls)
 from .config import StreamConfig
 from .delivery import Delivery, DeliveryDeferred, DeliveryError
 from .ledger import OffsetLedger, commit_map
@@ -110,7 +110,7 @@ class PollLoop:
         self._ledger = OffsetLedger()
         self._gathering: list = []  # polled records not yet sent to a translator
         self._gathering_since = 0.0
-        self._suspects = Suspects(config.ingress.max_decode_crashes)
+        self._suspects = Suspects(config.ingress.max_decode_crashes, config.ingress.max_call_timeouts)
         self._unrecovered: dict[TopicPartition, int] | None = None  # positions still to seek to (recover failed)
         self._consumer: KafkaConsumer | None = None
         self._last_commit = 0.0
@@ -274,14 +274,17 @@ class PollLoop:
 
     def _rewind(self, err: BaseException) -> None:
         """Drop what is in flight and seek back to where the Delivery says to resume. The
-        records of calls whose translator died become suspects (decoded alone from now on)."""
+        records of calls whose translator died become suspects (decoded alone from now on);
+        those of timed-out calls spend their timeout budget (suspects.py)."""
         log.warning("rewinding in-flight batches after %r", err)
         self.stats.rewinds += 1
         self.stats.last_error = repr(err)
         for batch in self._ledger.batches():
-            for record, failure in batch.failures():
+            for record, failure, alone in batch.failures():
                 if isinstance(failure, TranslatorCrashed):
                     self._suspects.decode_failed(record, failure.reason)
+                elif isinstance(failure, TranslatorTimeout):
+                    self._suspects.timed_out(record, alone)
         self._seek_back()
         self._stop.wait(RETRY_BACKOFF_S)  # a failing broker or translator is not hammered
 

@@ -168,11 +168,11 @@ class PolledBatch:
         for call in self.calls:
             call.future.cancel()
 
-    def failures(self) -> list[tuple[object, BaseException]]:
-        """(record, error) for each record of a call that failed as a whole."""
+    def failures(self) -> list[tuple[object, BaseException, bool]]:
+        """(record, error, alone) for each record of a call that failed as a whole."""
         failed = [call for call in self.calls if call.future.done() and not call.future.cancelled()
                   and call.future.exception() is not None]
-        return [(self.records[i], call.future.exception()) for call in failed for i in call.indices]
+        return [(self.records[i], call.future.exception(), call.alone) for call in failed for i in call.indices]
 
     def first_offsets(self) -> dict[TopicPartition, int]:
         return first_offsets(self.records)

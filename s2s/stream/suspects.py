@@ -7,10 +7,15 @@ budgets that make sure no record is retried forever.
                      quarantine deployment, which takes one call at a time, so a crash there
                      blames exactly one record); after ``max_decode_failures`` such calls it is
                      dead-lettered (model_crash or decode_timeout).
-    (a call that outlived ingress.call_timeout_s blames nobody: the wait may have been a queue.
-    It is retried as it was; a decode that truly hangs is killed by the translator's health
-    check before that timeout, which is a decode failure above. An ingress sends its quarantine
-    calls one at a time, so that queue holds at most one call of each other ingress replica.)
+    call timeouts    a call outlived ingress.call_timeout_s. The first ones blame nobody: the
+                     wait may have been a queue, so the call is retried as it was (a decode that
+                     truly hangs is killed by the health check before that timeout, which is a
+                     decode failure above). A record in ``max_call_timeouts`` timed-out calls is
+                     decoded alone from then on, and a timed-out call of its own counts as a
+                     decode failure (decode_timeout): an ingress sends its quarantine calls one
+                     at a time, so such a call waited behind at most one call of each other
+                     ingress replica. Even a translator too stuck to be killed ends in a dead
+                     letter, after at most max_call_timeouts + max_decode_failures calls.
     refusals         the broker refused the record's answer for a reason of the record's own
                      (too large, invalid, not authorized): the next try writes a dead letter
                      (unsendable), the one after a bare dead letter that copies nothing.
@@ -38,14 +43,17 @@ def record_id(record) -> RecordId:
 class Suspicion:
     decode_failures: int = 0
     reason: Reason = Reason.MODEL_CRASH
+    unanswered: int = 0  # of the decode failures, calls of its own that outlived the call timeout
     refusals: int = 0
     refusal: str = ""  # the broker's last word on the record's answer
 
 
 class Suspects:
-    def __init__(self, max_decode_failures: int):
+    def __init__(self, max_decode_failures: int, max_call_timeouts: int):
         self._max_decode_failures = max_decode_failures
+        self._max_call_timeouts = max_call_timeouts
         self._held: dict[RecordId, Suspicion] = {}
+        self._timeouts: dict[RecordId, int] = {}  # timed-out calls of records not (yet) held
 
     def __bool__(self) -> bool:
         return bool(self._held)
@@ -58,6 +66,18 @@ class Suspects:
         held = self._held.setdefault(record_id(record), Suspicion())
         held.decode_failures += 1
         held.reason = reason
+
+    def timed_out(self, record, alone: bool) -> None:
+        """A call holding ``record`` outlived the call timeout; ``alone``: a call of its own."""
+        if alone:
+            self.decode_failed(record, Reason.DECODE_TIMEOUT)
+            self._held[record_id(record)].unanswered += 1
+            return
+        rid = record_id(record)
+        self._timeouts[rid] = self._timeouts.get(rid, 0) + 1
+        if self._timeouts[rid] >= self._max_call_timeouts:
+            del self._timeouts[rid]
+            self._held.setdefault(rid, Suspicion())
 
     def refused(self, record, why: str) -> None:
         held = self._held.setdefault(record_id(record), Suspicion())
@@ -85,17 +105,24 @@ class Suspects:
                              bare=held.refusals > 1)
         if held.decode_failures >= self._max_decode_failures:
             what = "outlived the decode limit" if held.reason is Reason.DECODE_TIMEOUT else "died"
-            return Rejection(held.reason, f"the translator process {what} in {held.decode_failures} calls holding it")
+            unanswered = f" ({held.unanswered} outlived ingress.call_timeout_s)" if held.unanswered else ""
+            return Rejection(held.reason, f"the translator process {what} in {held.decode_failures} calls "
+                                          f"holding it{unanswered}")
         return None
 
     def clear(self, records: Iterable) -> None:
         """Their answers are acknowledged: nothing to hold against them any more."""
         for record in records:
             self._held.pop(record_id(record), None)
+            self._timeouts.pop(record_id(record), None)
 
     def forget(self, gone: set[TopicPartition]) -> None:
         """Partitions another member owns now: this one would never clear their suspects."""
-        self._held = {rid: s for rid, s in self._held.items() if TopicPartition(rid[0], rid[1]) not in gone}
+        def kept(rid: RecordId) -> bool:
+            return TopicPartition(rid[0], rid[1]) not in gone
+
+        self._held = {rid: s for rid, s in self._held.items() if kept(rid)}
+        self._timeouts = {rid: n for rid, n in self._timeouts.items() if kept(rid)}
 
     def ids(self) -> set[RecordId]:
         return set(self._held)

@@ -133,6 +133,25 @@ def test_a_timed_out_call_blames_nobody_and_is_retried_as_it_was():
     assert translator.alone == [False, False] and delivery.values("out") == [b"A", b"SLOW"]
 
 
+def test_a_record_whose_calls_keep_timing_out_is_decoded_alone_then_dead_lettered():
+    # A translator too stuck for its health check to kill answered nothing, ever: each call
+    # timed out and was retried as it was, with no end, while the lag grew.
+    translator = FailingTranslator(bad="stuck", error=lambda: TranslatorTimeout("no answer"))
+    worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a", b"stuck"])] * 7, translator)
+    for _ in range(7):
+        worker.step()
+    # 3 timed-out calls as a batch, then alone: 3 more for "stuck" (a's answer is rewound with
+    # its batch twice), then a dead letter for it and the answer for "a"
+    assert [len(items) for _, items in translator.calls] == [2, 2, 2] + [1] * 7
+    assert translator.alone == [False] * 3 + [True] * 7
+    assert delivery.values("out") == [b"A"]
+    (dead,) = delivery.records("dlq")
+    headers = dict(dead.headers)
+    assert dead.value == b"stuck" and headers["s2s-error-reason"] == b"decode_timeout"
+    assert b"3 outlived ingress.call_timeout_s" in headers["s2s-error-detail"]
+    assert consumer.commits[-1] == {P0: 2} and not worker._suspects and worker.stats.rewinds == 6
+
+
 def test_suspects_of_a_partition_given_up_are_forgotten():
     translator = FailingTranslator()
     worker, consumer, _, _ = make_worker([records("in", 0, 0, [b"a", b"crash"]), records("in", 1, 0, [b"c", b"d"])],
