@@ -8,7 +8,7 @@ SHELL   := /bin/bash
 
 setup: $(STAMP)
 	@bash cluster/kafka/kafka.sh fetch
-	@bash cluster/kafka/install-kcat.sh
+	@bash cluster/install-test-tools.sh
 
 # Reinstall when the dependency list changes.
 $(STAMP): pyproject.toml
