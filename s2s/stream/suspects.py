@@ -48,6 +48,16 @@ class Suspicion:
     refusal: str = ""  # the broker's last word on the record's answer
 
 
+def _decode_failures_detail(held: Suspicion) -> str:
+    """What the dead letter says of the calls that failed holding the record."""
+    if not held.unanswered:
+        what = "outlived the decode limit" if held.reason is Reason.DECODE_TIMEOUT else "died"
+        return f"the translator process {what} in {held.decode_failures} calls holding it"
+    deaths = held.decode_failures - held.unanswered
+    died = f" and the translator process died in {deaths}" if deaths else ""
+    return f"of {held.decode_failures} calls holding it, {held.unanswered} outlived ingress.call_timeout_s{died}"
+
+
 class Suspects:
     def __init__(self, max_decode_failures: int, max_call_timeouts: int):
         self._max_decode_failures = max_decode_failures
@@ -104,10 +114,7 @@ class Suspects:
             return Rejection(Reason.UNSENDABLE, f"the broker refused it {held.refusals} time(s): {held.refusal}",
                              bare=held.refusals > 1)
         if held.decode_failures >= self._max_decode_failures:
-            what = "outlived the decode limit" if held.reason is Reason.DECODE_TIMEOUT else "died"
-            unanswered = f" ({held.unanswered} outlived ingress.call_timeout_s)" if held.unanswered else ""
-            return Rejection(held.reason, f"the translator process {what} in {held.decode_failures} calls "
-                                          f"holding it{unanswered}")
+            return Rejection(held.reason, _decode_failures_detail(held))
         return None
 
     def clear(self, records: Iterable) -> None:

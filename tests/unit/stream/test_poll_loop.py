@@ -140,8 +140,8 @@ def test_a_record_whose_calls_keep_timing_out_is_decoded_alone_then_dead_lettere
     worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a", b"stuck"])] * 7, translator)
     for _ in range(7):
         worker.step()
-    # 3 timed-out calls as a batch, then alone: 3 more for "stuck" (a's answer is rewound with
-    # its batch twice), then a dead letter for it and the answer for "a"
+    # 3 timed-out calls as a batch, then both alone: 3 more for "stuck" (each time a's answer is
+    # rewound with it), then a dead letter for "stuck" and the answer for "a"
     assert [len(items) for _, items in translator.calls] == [2, 2, 2] + [1] * 7
     assert translator.alone == [False] * 3 + [True] * 7
     assert delivery.values("out") == [b"A"]

@@ -47,3 +47,13 @@ def test_an_answer_or_a_partition_given_up_forgets_the_timeouts():
     for r in (answered, moved, kept):
         suspects.timed_out(r, alone=False)
     assert suspects.ids() == {("in", 0, 1)}  # only `kept` reached two timeouts
+
+
+def test_a_dead_letter_after_a_crash_and_a_timeout_names_both():
+    suspects = Suspects(max_decode_failures=2, max_call_timeouts=3)
+    r = record(0)
+    suspects.decode_failed(r, Reason.MODEL_CRASH)
+    suspects.timed_out(r, alone=True)
+    _, (rejection,) = screened(suspects, [r])
+    assert rejection.detail == ("of 2 calls holding it, 1 outlived ingress.call_timeout_s and the translator "
+                                "process died in 1")
