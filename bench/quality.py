@@ -4,9 +4,12 @@
     .venv/bin/python bench/quality.py --config configs/bible-en-fr.yaml --minutes 15
     .venv/bin/python bench/quality.py --config configs/bible-en-fr.yaml --rows all --minutes 45
     .venv/bin/python bench/quality.py --smoke          # every row on a toy task, ~2 minutes
+    .venv/bin/python bench/quality.py --config ... --rows baseline,budget --skip-train baseline
+                                                       # a new row against a baseline run before
 
 The baseline is the config with every technique off (copy attention, coverage, checkpoint
-averaging, subword regularization); each "+X" row turns one on, "+all" turns all on. A
+averaging, subword regularization, the budget LR schedule); each "+X" row turns one on, "+all"
+turns all on. A
 technique the config already switches on keeps the config's setting (e.g. its
 sampling_alpha), otherwise it gets the default below. Every row runs exactly what a user
 runs (`s2s train` with the row's YAML, then `s2s evaluate` on the config's test split; the
@@ -39,8 +42,9 @@ TECHNIQUES = {
     "coverage": (("model",), "coverage", True),
     "average": (("training",), "average_last", 5),
     "subword": (("data", "tokenizer"), "sampling_alpha", 0.1),
+    "budget": (("training",), "lr_schedule", "budget"),
 }
-OFF = {"copy": False, "coverage": False, "average": 0, "subword": 0.0}
+OFF = {"copy": False, "coverage": False, "average": 0, "subword": 0.0, "budget": "plateau"}
 ROWS = ["baseline", *TECHNIQUES, "all"]
 
 # Smoke mode: a toy copy task with a subword tokenizer (so sampling has choices), a tiny
@@ -103,7 +107,7 @@ def run_row(raw: dict[str, Any], row: str, out_dir: Path, args) -> dict[str, Any
         return {"row": row, "config": str(config_path), "skipped": str(err)}
     run_dir = row_dir / "run"
     started = time.time()
-    if not args.skip_train:
+    if row not in args.skip_train:
         print(s2s("train", "--config", str(config_path), "--out", str(run_dir)).strip())
     train_minutes = (time.time() - started) / 60
     model = run_dir / ("averaged" if cfg.training.average_last else "best")
@@ -156,15 +160,16 @@ def parse_args() -> argparse.Namespace:
                         help=f"comma-separated subset of {','.join(ROWS)}")
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--limit", type=int, default=0, help="score only the first N test pairs")
-    parser.add_argument("--skip-train", action="store_true", help="score the rows' existing runs")
+    parser.add_argument("--skip-train", nargs="?", const=",".join(ROWS), default="",
+                        help="score the existing runs of these rows (comma-separated; alone: every row)")
     parser.add_argument("--smoke", action="store_true",
                         help="toy task, tiny model, ~6 s of training per row: checks the harness")
     args = parser.parse_args()
-    rows = args.rows.split(",")
-    unknown = sorted(set(rows) - set(ROWS))
+    args.rows = args.rows.split(",")
+    args.skip_train = set(filter(None, args.skip_train.split(",")))
+    unknown = sorted((set(args.rows) | args.skip_train) - set(ROWS))
     if unknown or not (args.config or args.smoke):
         parser.error(f"unknown rows {unknown}" if unknown else "--config is required")
-    args.rows = rows
     return args
 
 

@@ -15,7 +15,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt, model
 
 from .attention import ATTENTION_TYPES
 from .encoders import RNN_TYPES
-from .settings import ConfigError, ConfigModel, build, invalid, load, one_of
+from .settings import ConfigError, ConfigModel, build, conflict, invalid, load, one_of
 from .tasks import Task
 from .vocabulary import MODEL_TYPES, SUBWORD_TYPES
 
@@ -90,6 +90,10 @@ class TrainingConfig(ConfigModel):
     batch_tokens: PositiveInt = 4000  # target tokens per batch (padding included)
     lr: Annotated[float, Field(gt=0.0)] = 0.001
     warmup_steps: int = 200    # linear warm-up of the learning rate
+    # After warm-up: "plateau" decays by plateau_factor when dev stops improving; "budget" decays
+    # linearly to min_lr as max_minutes runs out (the best shape for a fixed budget: Li et al.
+    # 2020, "Budgeted Training"), and ignores the plateau settings.
+    lr_schedule: Literal["plateau", "budget"] = "plateau"
     plateau_patience: int = 2  # evaluations without dev improvement before the LR decays
     plateau_factor: float = 0.5
     min_lr: float = 1.0e-5
@@ -103,6 +107,13 @@ class TrainingConfig(ConfigModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     coverage_weight: NonNegativeFloat = 1.0  # weight of the coverage loss (with model.coverage)
     average_last: NonNegativeInt = 0  # at the end, write OUT/averaged: mean of the last N saved checkpoints
+
+    @model_validator(mode="after")
+    def a_budget_schedule_needs_a_budget(self) -> "TrainingConfig":
+        if self.lr_schedule == "budget" and self.max_minutes <= 0:
+            raise conflict("'budget' decays the rate over max_minutes, which is 0 (no budget)",
+                           key="lr_schedule")
+        return self
 
 
 class TestingConfig(ConfigModel):

@@ -5,7 +5,8 @@
     while epochs are left:
         for each batch left of this epoch (as many on every rank):
             collate, copy to the device, one optimizer step (training.train_step)
-            out of time on any rank?          -> evaluate and checkpoint, stop
+            share of the budget spent (the most any rank spent) -> the budget LR schedule;
+              all of it?                      -> evaluate and checkpoint, stop
             every `report_every` steps        -> evaluate and checkpoint, maybe stop early
         end of the epoch                      -> evaluate and checkpoint, maybe stop early
     the run's end (history, averaged weights)
@@ -185,14 +186,21 @@ def _run_epoch(loop: TrainLoop, clock: "Clock", window: "Window") -> bool:
     for index, plan in enumerate(plans):
         last = index == len(plans) - 1
         _step(loop, plan, clock, window)
-        # Any rank out of time stops all (the collective only runs with a budget).
-        if clock.limited and loop.ranks.max(int(clock.out_of_time())):
+        # The most-spent rank's share of the budget sets every rank's LR (so replicas take the
+        # same steps) and, once whole, stops all (the collective only runs with a budget).
+        if clock.limited and _spend(loop, clock) >= 1.0:
             _evaluate(loop, clock, window, epoch_done=last)
             return True
         if loop.progress.step % loop.report_every == 0 and not last \
                 and _evaluate(loop, clock, window, epoch_done=False):
             return True
     return _evaluate(loop, clock, window, epoch_done=True)
+
+
+def _spend(loop: TrainLoop, clock: "Clock") -> float:
+    spent = loop.ranks.max(clock.spent_parts()) / Clock.PARTS
+    loop.schedule.spend(spent)
+    return spent
 
 
 def _step(loop: TrainLoop, plan: Any, clock: "Clock", window: "Window") -> None:
@@ -256,8 +264,11 @@ class Clock:
     def elapsed(self) -> float:
         return time.time() - self.started
 
-    def out_of_time(self) -> bool:
-        return self.limited and self.elapsed() >= self.budget_s
+    PARTS = 100_000  # the budget's share goes between ranks as an integer of these
+
+    def spent_parts(self) -> int:
+        """How much of the budget is used, in PARTS (PARTS: all of it, or more)."""
+        return min(self.PARTS, int(self.elapsed() / self.budget_s * self.PARTS)) if self.limited else 0
 
 
 @dataclass

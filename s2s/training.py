@@ -56,20 +56,29 @@ def encode_corpus(table: pa.Table, src_vocab: Vocabulary, tgt_vocab: Vocabulary,
 
 
 class LRSchedule:
-    """Linear warm-up to the base rate, then decay by `factor` whenever dev
-    scores stop improving for `patience` evaluations (never below min_lr)."""
+    """Linear warm-up to the base rate, then (training.lr_schedule) either decay by `factor`
+    whenever dev scores stop improving for `patience` evaluations ("plateau"), or a linear
+    decay as the time budget is spent ("budget": the loop reports it through `spend`).
+    Never below min_lr."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainingConfig):
         self.optimizer, self.cfg = optimizer, cfg
         self.steps, self.scale, self.best, self.bad = 0, 1.0, float("-inf"), 0
+        self.spent = 0.0  # fraction of training.max_minutes used, as the ranks agree on it
         self._apply()
 
     def lr(self) -> float:
         warm = min(1.0, (self.steps + 1) / max(1, self.cfg.warmup_steps))
-        return max(self.cfg.min_lr, self.cfg.lr * warm * self.scale)
+        decay = 1.0 - self.spent if self.cfg.lr_schedule == "budget" else self.scale
+        return max(self.cfg.min_lr, self.cfg.lr * warm * decay)
 
     def step(self) -> None:
         self.steps += 1
+        self._apply()
+
+    def spend(self, fraction: float) -> None:
+        """The share of the time budget used so far (0..1); only "budget" decays with it."""
+        self.spent = min(1.0, max(0.0, fraction))
         self._apply()
 
     def observe(self, score: float) -> None:
@@ -77,7 +86,7 @@ class LRSchedule:
             self.best, self.bad = score, 0
             return
         self.bad += 1
-        if self.bad >= self.cfg.plateau_patience:
+        if self.bad >= self.cfg.plateau_patience and self.cfg.lr_schedule == "plateau":
             self.scale *= self.cfg.plateau_factor
             self.bad = 0
             self._apply()
@@ -87,6 +96,7 @@ class LRSchedule:
             group["lr"] = self.lr()
 
     def state_dict(self) -> dict[str, Any]:
+        # `spent` is not kept: a resumed run starts a new budget (its Clock starts again).
         return {"steps": self.steps, "scale": self.scale, "best": self.best, "bad": self.bad}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ model: {rnn: lstm, emb_size: 256, enc_hidden: 256, enc_layers: 1, dec_hidden: 51
         attention: luong_general, input_feeding: false, dropout: 0.2, tied_embeddings: true,
         copy_attention: false, coverage: false}
 training: {seed: 42, epochs: 10, max_minutes: 0.0, batch_tokens: 4000, lr: 0.001, warmup_steps: 200,
-           plateau_patience: 2, plateau_factor: 0.5, min_lr: 1.0e-05, clip_norm: 1.0,
+           lr_schedule: plateau, plateau_patience: 2, plateau_factor: 0.5, min_lr: 1.0e-05, clip_norm: 1.0,
            label_smoothing: 0.1, eval_every: 1000, log_every: 100, early_stopping: 6,
            dev_sentences: 400, threads: 0, device: auto, coverage_weight: 1.0, average_last: 0}
 testing: {beam: 5, n_best: 1, length_penalty: 1.0, max_len_ratio: 1.5, max_len_offset: 10, batch_size: 64}
@@ -72,6 +72,8 @@ def test_unknown_top_level_key(tmp_path):
     ("testing:\n  beam: 2\n  n_best: 3\n", r"testing.n_best must be at most testing.beam \(2\), got 3"),
     ("data:\n  tokenizer:\n    type: word\n    byte_fallback: true\n", "data.tokenizer.byte_fallback needs type bpe or unigram"),
     ("- a list\n", "the top level must be a mapping, got"),
+    ("training:\n  lr_schedule: budget\n",
+     r"training.lr_schedule: 'budget' decays the rate over max_minutes, which is 0 \(no budget\)"),
 ])
 def test_messages_name_the_file_the_key_and_what_it_accepts(tmp_path, text, message):
     bad = _write(tmp_path, "name: x\n" + text if not text.startswith("-") else text)

@@ -49,6 +49,26 @@ def test_schedule_warms_up_then_decays_on_plateau():
     assert restored.lr() == schedule.lr()
 
 
+def test_budget_schedule_warms_up_then_falls_linearly_with_the_budget_not_on_plateau():
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param])
+    cfg = TrainingConfig(lr=1.0, warmup_steps=4, lr_schedule="budget", max_minutes=10,
+                         plateau_patience=1, min_lr=0.1)
+    schedule = LRSchedule(optimizer, cfg)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
+    for _ in range(5):
+        schedule.step()
+    for score in (10, 9, 8):                     # a plateau: no decay in this schedule
+        schedule.observe(score)
+    assert optimizer.param_groups[0]["lr"] == 1.0
+    schedule.spend(0.6)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.4)
+    schedule.spend(0.95)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)  # never below min_lr
+    schedule.spend(1.5)
+    assert schedule.lr() == pytest.approx(0.1)
+
+
 def test_toy_reverse_reaches_95_percent_exact_match_and_dev_bleu_90_within_30_seconds(toy_model):
     # The config's budget (training.max_minutes 0.9) ends the run by 54 s whatever happens;
     # what can fail is how early the quality comes: the first evaluation at dev BLEU > 90.

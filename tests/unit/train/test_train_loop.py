@@ -17,7 +17,7 @@ from s2s.model import build_model
 from s2s.train.data import ShardFeed
 from s2s.train.job import pack_state
 from s2s.train.sharding import Shard
-from s2s.train_loop import (HISTORY_KEYS, SingleProcess, build_loop, run_training,
+from s2s.train_loop import (HISTORY_KEYS, Clock, SingleProcess, build_loop, run_training,
                             trainer_state)
 from s2s.trainer import CorpusFeed, Trainer
 from s2s.training import encode_corpus, rng_state, seed_everything, set_threads
@@ -164,7 +164,7 @@ class OtherRankOutOfTime(SingleProcess):
 
     def max(self, value):
         self.calls += 1
-        return 1 if self.calls >= 3 else value
+        return Clock.PARTS if self.calls >= 3 else value
 
 
 def test_a_rank_out_of_time_stops_every_rank_after_one_last_evaluation(toy_data_dir,
@@ -175,3 +175,30 @@ def test_a_rank_out_of_time_stops_every_rank_after_one_last_evaluation(toy_data_
     run_training(loop)
     assert [(r["step"], r["epoch"]) for r in loop.progress.history] == [(3, 0)]
     assert loop.progress.batch_in_epoch == 3 and checkpoints.finished
+
+
+class QuarterPerStep(SingleProcess):
+    """The ranks agree that each step spent another quarter of the budget."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def max(self, value):
+        self.calls += 1
+        return self.calls * Clock.PARTS // 4
+
+
+def test_a_budget_schedule_decays_the_lr_with_the_budget_every_rank_reports(toy_data_dir,
+                                                                            monkeypatch):
+    loop, _ = scripted_loop(toy_data_dir, monkeypatch, [1.0, 2.0, 3.0], epochs=3, eval_every=1000,
+                            max_minutes=60.0, lr_schedule="budget", warmup_steps=1, min_lr=1e-9)
+    loop.ranks = QuarterPerStep()
+    rates = []
+    loop.on_step = lambda done: rates.append(done.lr)
+    run_training(loop)
+    base = loop.cfg.training.lr
+    # Each step's record shows the rate its successor takes: a quarter less per step, down
+    # to min_lr once the budget is spent (which stops training after one last evaluation).
+    assert rates == pytest.approx([base, base * 0.75, base * 0.5, base * 0.25])
+    assert loop.schedule.lr() == pytest.approx(1e-9)
+    assert [r["step"] for r in loop.progress.history] == [4]
