@@ -23,7 +23,6 @@ import copy
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -99,25 +98,25 @@ def run_row(raw: dict[str, Any], row: str, out_dir: Path, args) -> dict[str, Any
     row_dir = out_dir / row
     row_dir.mkdir(parents=True, exist_ok=True)
     config_path = row_dir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(row_config(raw, row, args.minutes), sort_keys=False))
+    reused = row in args.skip_train and config_path.exists()
+    if not reused:  # a run scored again keeps the config it was trained with
+        config_path.write_text(yaml.safe_dump(row_config(raw, row, args.minutes), sort_keys=False))
     try:
         cfg = load_config(config_path)                 # validate before spending the budget
     except ConfigError as err:                         # e.g. sampling with a word vocabulary
         print(f"row {row} skipped: {err}", flush=True)
         return {"row": row, "config": str(config_path), "skipped": str(err)}
     run_dir = row_dir / "run"
-    started = time.time()
     if row not in args.skip_train:
         print(s2s("train", "--config", str(config_path), "--out", str(run_dir)).strip())
-    train_minutes = (time.time() - started) / 60
+    history = json.loads((run_dir / "history.json").read_text())
     model = run_dir / ("averaged" if cfg.training.average_last else "best")
     evaluate = ["evaluate", "--model", str(model), "--test", cfg.data.test, "--beam",
                 str(args.beam), "--json"] + (["--limit", str(args.limit)] if args.limit else [])
     scores = json.loads(s2s(*evaluate))
-    history = json.loads((run_dir / "history.json").read_text())
     dev_key = next(k for k in history[-1] if k.startswith("dev_"))
     return {"row": row, "config": str(config_path), "model": str(model),
-            "train_minutes": train_minutes, "steps": history[-1]["step"],
+            "train_minutes": history[-1]["wall_s"] / 60, "steps": history[-1]["step"],
             "epochs_done": history[-1]["epoch"], "best_dev": max(h[dev_key] for h in history),
             "test": scores}
 

@@ -185,7 +185,7 @@ def test_old_checkpoints_without_the_new_keys_still_load(tmp_path):
     vocab = learn_vocabulary(["a b c d e f g h i"] * 3, TokenizerConfig(type="word"))
     cfg = ExperimentConfig(name="old").replace(model=tiny_model_config())
     path = save_checkpoint(tmp_path / "old", tiny_model(vocab=len(vocab)), vocab, vocab, cfg)
-    new_keys = ("copy_attention", "coverage", "coverage_weight", "average_last",
+    new_keys = ("copy_attention", "coverage", "coverage_weight", "average_last", "lr_schedule",
                 "byte_fallback", "sampling_alpha")
     text = (path / "config.yaml").read_text()
     (path / "config.yaml").write_text("".join(
