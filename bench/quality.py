@@ -9,8 +9,7 @@
 
 The baseline is the config with every technique off (copy attention, coverage, checkpoint
 averaging, subword regularization, the budget LR schedule); each "+X" row turns one on, "+all"
-turns all on. A
-technique the config already switches on keeps the config's setting (e.g. its
+turns all on. A technique the config already switches on keeps the config's setting (e.g. its
 sampling_alpha), otherwise it gets the default below. Every row runs exactly what a user
 runs (`s2s train` with the row's YAML, then `s2s evaluate` on the config's test split; the
 "+average"/"+all" rows score OUT/averaged, the others OUT/best) and the table shows the
@@ -107,6 +106,8 @@ def run_row(raw: dict[str, Any], row: str, out_dir: Path, args) -> dict[str, Any
         print(f"row {row} skipped: {err}", flush=True)
         return {"row": row, "config": str(config_path), "skipped": str(err)}
     run_dir = row_dir / "run"
+    if row in args.skip_train and not (run_dir / "history.json").exists():
+        sys.exit(f"--skip-train {row}: {run_dir} holds no finished run to score")
     if row not in args.skip_train:
         print(s2s("train", "--config", str(config_path), "--out", str(run_dir)).strip())
     history = json.loads((run_dir / "history.json").read_text())

@@ -254,6 +254,8 @@ def history_record(p: Progress, lr: float, stats: dict[str, Any], dev: dict[str,
 class Clock:
     """Wall time since training started, against training.max_minutes (0 = no budget)."""
 
+    PARTS = 100_000  # the budget's share goes between ranks as an integer of these
+
     def __init__(self, max_minutes: float):
         self.started, self.budget_s = time.time(), max_minutes * 60
 
@@ -263,8 +265,6 @@ class Clock:
 
     def elapsed(self) -> float:
         return time.time() - self.started
-
-    PARTS = 100_000  # the budget's share goes between ranks as an integer of these
 
     def spent_parts(self) -> int:
         """How much of the budget is used, in PARTS (PARTS: all of it, or more)."""

@@ -23,12 +23,12 @@ def _switches(raw: dict) -> dict:
 def test_each_row_switches_on_its_technique_alone_and_every_row_is_valid(config):
     raw = yaml.safe_load((REPO / "configs" / config).read_text())
     for row in quality.ROWS:
-        switched = _switches(quality.row_config(raw, row, minutes=7))
-        on = {name for name, value in switched.items() if value != quality.OFF[name]}
+        built = quality.row_config(raw, row, minutes=7)
+        on = {name for name, value in _switches(built).items() if value != quality.OFF[name]}
         expected = set(quality.TECHNIQUES) if row == "all" else {row} - {"baseline"}
         assert on == expected, row
-        assert quality.row_config(raw, row, minutes=7)["training"]["max_minutes"] == 7
-        ExperimentConfig.model_validate(quality.row_config(raw, row, minutes=7))
+        assert built["training"]["max_minutes"] == 7
+        ExperimentConfig.model_validate(built)
 
 
 def test_a_technique_the_config_sets_keeps_the_configs_setting():
