@@ -2,11 +2,14 @@
 until Ctrl-C (or for --duration seconds), then delete them (each ingress drains and commits)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,9 +114,10 @@ def run_local(path: str | Path, duration_s: float | None, address: str, stop: th
         replicas_at_normal_priority()
     ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
-        deploy(specs)
-        _wait(specs, duration_s, stop)
-    except KeyboardInterrupt:
+        with stop_on_signals(stop):  # after ray.init, which installs a SIGTERM handler of its own
+            deploy(specs)
+            _wait(specs, duration_s, stop)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one during deploy
         log.info("interrupted: draining")
     finally:
         delete(specs)
@@ -121,6 +125,33 @@ def run_local(path: str | Path, duration_s: float | None, address: str, stop: th
             serve.shutdown()
         ray.shutdown()
     return 0
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM set ``stop`` rather than raise where the main thread happens to be.
+
+    A KeyboardInterrupt raised inside a Serve handle call (the counters logged every
+    STATS_EVERY_S) is swallowed there, and the server ran on as if never asked to stop. After
+    the first signal the previous handlers are back, so a second Ctrl-C interrupts the drain.
+    Only the main thread may install handlers; elsewhere ``stop`` alone ends the wait."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def request_stop(signum, _frame) -> None:
+        log.info("%s: draining, then deleting the applications", signal.Signals(signum).name)
+        stop.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _wait(specs: list[AppSpec], duration_s: float | None, stop: threading.Event) -> None:

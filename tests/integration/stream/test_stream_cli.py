@@ -29,6 +29,18 @@ def serve_file(path, bootstrap: str, topics: dict[str, str], model) -> None:
     path.write_text(yaml.safe_dump({"proxy_location": "Disabled", "applications": [app]}))
 
 
+def interrupt(server: subprocess.Popen, grace_s: float = 120) -> str:
+    """Ctrl-C the server (drain, delete the app, stop Ray); its whole output. A server still up
+    after ``grace_s`` is killed and the test fails with what it printed."""
+    server.send_signal(signal.SIGINT)
+    try:
+        return server.communicate(timeout=grace_s)[0]
+    except subprocess.TimeoutExpired:
+        server.kill()
+        log = server.communicate()[0]
+        pytest.fail(f"s2s serve still running {grace_s:.0f} s after Ctrl-C; it printed:\n{log[-6000:]}")
+
+
 def test_serve_produce_consume_by_hand(tmp_path, kafka_bootstrap, topic_factory, toy_model):
     topics = {role: topic_factory(partitions=3, suffix=role) for role in ("in", "out", "dlq")}
     config = tmp_path / "serve.yaml"
@@ -46,8 +58,7 @@ def test_serve_produce_consume_by_hand(tmp_path, kafka_bootstrap, topic_factory,
                                   capture_output=True, text=True, timeout=200)
         assert consumed.returncode == 0, consumed.stderr
     finally:
-        server.send_signal(signal.SIGINT)  # Ctrl-C: drain, delete the app, stop Ray
-        log, _ = server.communicate(timeout=120)
+        log = interrupt(server)
     assert server.returncode == 0, log[-3000:]
 
     expected = Translator.from_checkpoint(toy_model, device="cpu").best(["1 2 a", "b c 3 d"])
@@ -57,5 +68,7 @@ def test_serve_produce_consume_by_hand(tmp_path, kafka_bootstrap, topic_factory,
         answers[key] = value
         assert json.loads(headers)["s2s-source-topic"] == topics["in"]
     assert answers == {"k1": expected[0], "k2": expected[1]}
-    dead = TopicReader(kafka_bootstrap, topics["dlq"]).read_until(lambda records: len(records) >= 1, timeout_s=30)
+    reader = TopicReader(kafka_bootstrap, topics["dlq"])
+    dead = reader.read_until(lambda records: len(records) >= 1, timeout_s=30)
+    reader.close()  # left open, it polls the deleted topic's metadata through the next tests
     assert [(r.key, dict(r.headers)["s2s-error-reason"]) for r in dead] == [(b"k3", b"empty_text")]
