@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -24,4 +25,7 @@ def private_serve(runtime_env: dict | None = None) -> Iterator[None]:
         if ray.is_initialized():
             serve.shutdown()
             ray.shutdown()
-        shutil.rmtree(ray_dir, ignore_errors=True)
+        if os.environ.get("S2S_KEEP_RAY_DIR"):  # the replicas' logs, to read after a failure
+            print(f"Ray's temp dir with the replicas' logs kept: {ray_dir}")
+        else:
+            shutil.rmtree(ray_dir, ignore_errors=True)

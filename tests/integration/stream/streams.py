@@ -193,6 +193,14 @@ def wait_for_commits(bootstrap: str, app: StreamApp, timeout_s: float = 60) -> d
         consumer.close(autocommit=False)
 
 
+def assert_all_committed(app: StreamApp, timeout_s: float = 60) -> None:
+    """The group's committed offsets reach the input's end; if not, the message carries the
+    ingress counters (commit failures, the last error) that say why."""
+    target = end_offsets(app.bootstrap, app.topics["in"])
+    committed = wait_for_commits(app.bootstrap, app, timeout_s)
+    assert committed == target, f"committed {committed}, input ends at {target}; ingress counters: {app.stats()}"
+
+
 def header(record, name: str) -> str:
     return hdr.as_dict(record.headers).get(name, "")
 

@@ -14,9 +14,7 @@ import urllib.request
 
 import pytest
 
-from s2s.stream.kafka_admin import end_offsets
-
-from .streams import keyed, keys_of, produce, read_answers, wait_for, wait_for_commits
+from .streams import assert_all_committed, keyed, keys_of, produce, read_answers, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -79,7 +77,7 @@ def test_a_burst_scales_the_ingress_up_and_idleness_scales_it_back_losing_nothin
     answers = read_answers(app.bootstrap, app.topics["out"], set(expected), timeout_s=60)
     assert keys_of(answers) == set(expected), f"{len(set(expected) - keys_of(answers))} keys lost"
     assert all(a.value == expected[a.key] for a in answers)
-    assert wait_for_commits(app.bootstrap, app) == end_offsets(app.bootstrap, app.topics["in"])
+    assert_all_committed(app)
     assert app.ingress_replicas() == 1  # no input, no lag: it stayed down
     print(f"answers read: {len(answers)} for {len(expected)} keys (duplicates come from rebalances)")
 

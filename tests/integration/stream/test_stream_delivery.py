@@ -13,7 +13,7 @@ from s2s.prediction import Translator
 from s2s.stream import headers as hdr
 from s2s.stream.kafka_admin import end_offsets
 
-from .streams import BAD_INPUTS, TopicReader, by_key, header, produce, read_answers, toy_texts, wait_for_commits
+from .streams import BAD_INPUTS, TopicReader, assert_all_committed, by_key, header, produce, read_answers, toy_texts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -47,7 +47,7 @@ def test_thousand_keyed_messages_answered_exactly_once_each(stream_app, toy_mode
     read_committed = delivery == "exactly_once"
     reader = TopicReader(app.bootstrap, app.topics["out"], read_committed=read_committed)
     reader.read_until(lambda rs: set(expected) <= {r.key for r in rs}, timeout_s=180)
-    assert wait_for_commits(app.bootstrap, app) == end_offsets(app.bootstrap, app.topics["in"])
+    assert_all_committed(app)
     records = reader.read_to_end(timeout_s=60)  # everything written, so a duplicate cannot hide
     reader.close()
 
@@ -99,4 +99,4 @@ def test_every_bad_input_class_is_dead_lettered_once_and_good_traffic_flows(stre
         assert header(record, hdr.ERROR_REASON) == reason, record.key
         assert record.value == value  # the original bytes
         assert header(record, hdr.SOURCE_TOPIC) == app.topics["in"] and header(record, hdr.ERROR_DETAIL)
-    assert wait_for_commits(app.bootstrap, app) == end_offsets(app.bootstrap, app.topics["in"])
+    assert_all_committed(app)
