@@ -16,6 +16,15 @@ import s2s.stream.local as local
 REPO = Path(__file__).resolve().parents[3]
 
 
+@pytest.fixture(autouse=True)
+def python_ctrl_c() -> Iterator[None]:
+    """Ctrl-C as Python starts with it (KeyboardInterrupt): an earlier test's Ray Train run
+    leaves its own SIGINT handler behind, which aborts a trainer that is long gone."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def fake_ray(monkeypatch) -> Iterator[dict[str, list]]:
     """ray.init/serve.* recorded instead of run; the toy serve file's applications."""
