@@ -117,7 +117,7 @@ def run_local(path: str | Path, duration_s: float | None, address: str, stop: th
         with stop_on_signals(stop):  # after ray.init, which installs a SIGTERM handler of its own
             deploy(specs)
             _wait(specs, duration_s, stop)
-    except KeyboardInterrupt:  # a second Ctrl-C, or one during deploy
+    except KeyboardInterrupt:  # a second Ctrl-C before the wait returned
         log.info("interrupted: draining")
     finally:
         delete(specs)
@@ -138,7 +138,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {}
+    previous = {}  # filled one signal at a time: a signal in between restores what is installed
 
     def request_stop(signum, _frame) -> None:
         log.info("%s: draining, then deleting the applications", signal.Signals(signum).name)
@@ -146,7 +146,8 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, request_stop)
     try:
         yield
     finally:

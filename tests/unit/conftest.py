@@ -1,8 +1,14 @@
 """Fixtures for the core's unit tests: tiny configs and models with fixed seeds."""
 from __future__ import annotations
 
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
 from s2s.config import ModelConfig
 from s2s.model import build_model
@@ -35,3 +41,40 @@ def random_batch(batch: int = 4, src_len: int = 7, vocab: int = 13, seed: int = 
 @pytest.fixture
 def seeded():
     torch.manual_seed(0)
+
+
+def toy_serve_file(tmp_path: Path) -> Path:
+    """A copy of cluster/serve/toy.yaml, the Serve config file `s2s serve` reads."""
+    repo = Path(__file__).resolve().parents[2]
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(yaml.safe_load((repo / "cluster" / "serve" / "toy.yaml").read_text())))
+    return path
+
+
+@pytest.fixture
+def fake_serve_runtime(monkeypatch) -> Iterator[dict[str, list]]:
+    """Ray and Serve as `s2s serve` calls them, recorded instead of run: {call: [its arguments]}.
+
+    The fake ray.init installs a SIGTERM handler that exits, as the real one does in a driver's
+    main thread; the handler from before is back afterwards."""
+    import ray
+    from ray import serve
+
+    import s2s.stream.app as app_module
+
+    calls: dict[str, list] = {"ray.init": [], "serve.start": [], "serve.run": [], "serve.delete": [], "shutdown": []}
+
+    def init(**kwargs) -> None:
+        calls["ray.init"].append(kwargs)
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(signum))
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: calls["shutdown"].append("ray"))
+    monkeypatch.setattr(serve, "start", lambda **kw: calls["serve.start"].append(kw))
+    monkeypatch.setattr(serve, "run", lambda app, **kw: calls["serve.run"].append(kw))
+    monkeypatch.setattr(serve, "delete", calls["serve.delete"].append)
+    monkeypatch.setattr(serve, "shutdown", lambda: calls["shutdown"].append("serve"))
+    monkeypatch.setattr(app_module, "build_app", lambda config: "app")
+    yield calls
+    signal.signal(signal.SIGTERM, previous)

@@ -19,6 +19,8 @@ import yaml
 from s2s.checkpoint import TRAINER_STATE, CheckpointError, load_trainer_state
 from s2s.cli import main
 
+from .conftest import toy_serve_file
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -40,29 +42,15 @@ def test_a_trainer_state_holding_a_pickled_call_is_refused(tmp_path):
     assert not marker.exists()
 
 
-def test_s2s_serve_starts_ray_without_dashboard_and_serve_without_http(monkeypatch, tmp_path):
-    import ray
-    from ray import serve
-
-    import s2s.stream.app as app_module
+def test_s2s_serve_starts_ray_without_dashboard_and_serve_without_http(fake_serve_runtime, tmp_path):
     from s2s.stream.local import run_local
 
-    calls: dict[str, dict] = {}
-    monkeypatch.setattr(ray, "init", lambda **kw: calls.setdefault("ray.init", kw))
-    monkeypatch.setattr(ray, "shutdown", lambda: None)
-    monkeypatch.setattr(serve, "start", lambda **kw: calls.setdefault("serve.start", kw))
-    monkeypatch.setattr(serve, "run", lambda app, **kw: calls.setdefault("serve.run", kw))
-    monkeypatch.setattr(serve, "delete", lambda name: None)
-    monkeypatch.setattr(serve, "shutdown", lambda: None)
-    monkeypatch.setattr(app_module, "build_app", lambda config: "app")
-    config = yaml.safe_load((REPO / "cluster" / "serve" / "toy.yaml").read_text())
-    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(config))
     stop = threading.Event()
     stop.set()  # deploy, then stop at once
-    assert run_local(tmp_path / "serve.yaml", None, "local", stop) == 0
-    assert calls["ray.init"]["include_dashboard"] is False
-    assert calls["serve.start"] == {"proxy_location": "Disabled"}  # no HTTP proxy at all
-    assert calls["serve.run"]["route_prefix"] is None
+    assert run_local(toy_serve_file(tmp_path), None, "local", stop) == 0
+    assert fake_serve_runtime["ray.init"][0]["include_dashboard"] is False
+    assert fake_serve_runtime["serve.start"] == [{"proxy_location": "Disabled"}]  # no HTTP proxy at all
+    assert fake_serve_runtime["serve.run"][0]["route_prefix"] is None
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "cluster" / "serve").glob("*.yaml")), ids=lambda p: p.name)

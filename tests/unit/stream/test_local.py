@@ -3,17 +3,14 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import yaml
 
 import s2s.stream.local as local
 
-REPO = Path(__file__).resolve().parents[3]
+from ..conftest import toy_serve_file
 
 
 @pytest.fixture(autouse=True)
@@ -25,40 +22,8 @@ def python_ctrl_c() -> Iterator[None]:
     signal.signal(signal.SIGINT, previous)
 
 
-@pytest.fixture
-def fake_ray(monkeypatch) -> Iterator[dict[str, list]]:
-    """ray.init/serve.* recorded instead of run; the toy serve file's applications."""
-    import ray
-    from ray import serve
-
-    import s2s.stream.app as app_module
-
-    calls: dict[str, list] = {"delete": [], "shutdown": []}
-
-    def init(**_kw) -> None:  # what the real one does to SIGTERM in a driver's main thread
-        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(signum))
-
-    previous = signal.getsignal(signal.SIGTERM)
-    monkeypatch.setattr(ray, "init", init)
-    monkeypatch.setattr(ray, "shutdown", lambda: calls["shutdown"].append("ray"))
-    monkeypatch.setattr(serve, "start", lambda **kw: None)
-    monkeypatch.setattr(serve, "run", lambda app, **kw: None)
-    monkeypatch.setattr(serve, "delete", calls["delete"].append)
-    monkeypatch.setattr(serve, "shutdown", lambda: calls["shutdown"].append("serve"))
-    monkeypatch.setattr(app_module, "build_app", lambda config: "app")
-    monkeypatch.setattr(local, "STATS_EVERY_S", 0.05)
-    yield calls
-    signal.signal(signal.SIGTERM, previous)
-
-
-def serve_file(tmp_path: Path) -> Path:
-    path = tmp_path / "serve.yaml"
-    path.write_text(yaml.safe_dump(yaml.safe_load((REPO / "cluster" / "serve" / "toy.yaml").read_text())))
-    return path
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_a_signal_during_a_serve_call_that_swallows_it_still_stops_the_server(fake_ray, monkeypatch, tmp_path,
+def test_a_signal_during_a_serve_call_that_swallows_it_still_stops_the_server(fake_serve_runtime, monkeypatch, tmp_path,
                                                                               signum):
     polls = []
 
@@ -72,9 +37,10 @@ def test_a_signal_during_a_serve_call_that_swallows_it_still_stops_the_server(fa
         return []
 
     monkeypatch.setattr(local, "app_stats", stats_swallowing_interrupts)
-    assert local.run_local(serve_file(tmp_path), 30, "local") == 0
+    monkeypatch.setattr(local, "STATS_EVERY_S", 0.05)
+    assert local.run_local(toy_serve_file(tmp_path), 30, "local") == 0
     assert len(polls) == 1  # stopped at the first signal, not at the 30 s duration
-    assert fake_ray["delete"] and fake_ray["shutdown"] == ["serve", "ray"]
+    assert fake_serve_runtime["serve.delete"] and fake_serve_runtime["shutdown"] == ["serve", "ray"]
 
 
 def test_the_previous_signal_handlers_are_back_after_the_server_stops():
