@@ -1,0 +1,178 @@
+"""The ingress's own cost: its poll loop draining a backlog, this checkout against another commit.
+
+    .venv/bin/python bench/ingress_bench.py --baseline HEAD~1
+    .venv/bin/python bench/ingress_bench.py --baseline HEAD~1 --messages 50000 --rounds 3
+
+No Ray and no model: one PollLoop (the real consumer, the real at-least-once Delivery, the
+real answer building) whose translator calls are answered in-process by the identity model, on
+a private Kafka broker (or $S2S_KAFKA_BOOTSTRAP's). One backlog is produced once; each round
+drains all of it once with the baseline's code and once with this checkout's, in turns, each in
+a fresh process with a fresh consumer group, so both read the same records from the same
+broker in the same minutes. The rate is records answered per second from the first record
+polled to the last answer acknowledged (the group join is left out). The baseline is checked
+out into a temporary git worktree, removed afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def drain(bootstrap: str, topic: str, messages: int, poll_records: int) -> dict:
+    """Run one poll loop until it has answered ``messages`` records (the code of whichever s2s
+    this process imports); returns its rate."""
+    from concurrent.futures import Future
+
+    from kafka import KafkaConsumer, KafkaProducer
+
+    import s2s
+    from s2s.stream.config import stream_config_from_dict
+    from s2s.stream.delivery import AtLeastOnceDelivery
+    from s2s.stream.kafka_clients import consumer_configs, producer_configs
+    from s2s.stream.models import answer_lists, load_identity_model
+    from s2s.stream.poll_loop import PollLoop
+
+    config = stream_config_from_dict({
+        "kafka": {"bootstrap": bootstrap, "group_id": f"ingress-bench-{uuid.uuid4().hex[:8]}",
+                  "dead_letter_topic": f"{topic}-dlq", "create_topics": False, "auto_offset_reset": "earliest",
+                  "max_poll_records": poll_records, "max_in_flight": 8 * poll_records},
+        "routes": [{"name": "bench", "input_topic": topic, "output_topic": f"{topic}-out", "model": "identity",
+                    "loader": "s2s.stream.models:load_identity_model"}]})
+    model = load_identity_model("identity")
+
+    def submit(route, items, alone):
+        answered = Future()
+        answered.set_result(answer_lists(model, [items])[0])
+        return answered
+
+    loop = PollLoop(config, submit, lambda: KafkaConsumer(**consumer_configs(config.kafka, "ingress-bench")),
+                    AtLeastOnceDelivery(lambda: KafkaProducer(**producer_configs(config.kafka, "ingress-bench")),
+                                        config.kafka.flush_timeout_s), NullObserver())
+    stop = threading.Event()
+    runner = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    runner.start()
+    first_polled = wait_for(lambda: loop.stats.polled > 0, 120)
+    done = wait_for(lambda: loop.stats.answered >= messages, 600)
+    stop.set()
+    runner.join(60)
+    return {"s2s": str(Path(s2s.__file__).parent), "answered": loop.stats.answered,
+            "rewinds": loop.stats.rewinds, "msgs_per_s": loop.stats.answered / (done - first_polled)}
+
+
+class NullObserver:
+    def polled(self, records) -> None: ...
+
+    def delivered(self, records, outputs, acked_ms) -> None: ...
+
+    def lag(self, lags) -> None: ...
+
+
+def wait_for(condition, timeout_s: float) -> float:
+    """Poll ``condition`` every millisecond; the time it first held."""
+    deadline = time.perf_counter() + timeout_s
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the poll loop did not get there in time")
+        time.sleep(0.001)
+    return time.perf_counter()
+
+
+def produce_backlog(bootstrap: str, topic: str, messages: int) -> None:
+    from kafka import KafkaProducer
+
+    from s2s.stream.kafka_admin import create_topics
+
+    create_topics(bootstrap, [topic, f"{topic}-out", f"{topic}-dlq"], partitions=3)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
+    for i in range(messages):
+        producer.send(topic, key=f"k{i}".encode(), value=f"a b c d e f g h {i}".encode())
+    producer.flush(timeout=300)
+    producer.close()
+
+
+def drain_with(tree: Path, args: argparse.Namespace, topic: str) -> dict:
+    """One drain in a fresh process that imports s2s from ``tree``."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "ingress_bench.py"), "--drain", "--bootstrap",
+                          args.bootstrap, "--topic", topic, "--messages", str(args.messages),
+                          "--poll-records", str(args.poll_records)],
+                         env=env, cwd=tree, capture_output=True, text=True, timeout=900, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if Path(result["s2s"]).resolve() != (tree / "s2s").resolve():
+        raise RuntimeError(f"the drain imported {result['s2s']}, not {tree / 's2s'}")
+    return result
+
+
+def compare(args: argparse.Namespace, baseline: Path) -> dict:
+    topic = f"ingress-bench-{uuid.uuid4().hex[:8]}"
+    produce_backlog(args.bootstrap, topic, args.messages)
+    rates: dict[str, list[float]] = {"baseline": [], "this checkout": []}
+    for number in range(1, args.rounds + 1):
+        for name, tree in (("baseline", baseline), ("this checkout", REPO)):
+            result = drain_with(tree, args, topic)
+            rates[name].append(result["msgs_per_s"])
+            print(f"round {number}, {name}: {result['msgs_per_s']:,.0f} msg/s ({result['rewinds']} rewinds)",
+                  flush=True)
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    return {"rates": rates, "medians": medians, "ratio": medians["this checkout"] / medians["baseline"]}
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--baseline", default="HEAD", help="git commit to compare this checkout with")
+    p.add_argument("--messages", type=int, default=50_000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--poll-records", type=int, default=256)
+    p.add_argument("--drain", action="store_true", help=argparse.SUPPRESS)  # one drain, in a child process
+    p.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    p.add_argument("--topic", help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    if args.drain:
+        print(json.dumps(drain(args.bootstrap, args.topic, args.messages, args.poll_records)))
+        return 0
+    sys.path.insert(0, str(REPO))
+    from bench.common import print_table, write_results
+    from bench.stream_bench import Broker
+
+    commit = subprocess.run(["git", "rev-parse", "--short", args.baseline], cwd=REPO, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    baseline = Path(tempfile.mkdtemp(prefix="s2s-baseline-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(baseline), commit], cwd=REPO, check=True,
+                   capture_output=True)
+    broker = Broker()
+    try:
+        args.bootstrap = broker.bootstrap
+        load_before = os.getloadavg()
+        results = {"baseline": commit, **compare(args, baseline),
+                   "load_average": {"before": load_before, "after": os.getloadavg()}, "settings": vars(args)}
+    finally:
+        broker.stop()
+        subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=REPO, capture_output=True)
+        shutil.rmtree(baseline.parent, ignore_errors=True)
+    print_table(["code", "median msg/s", "rounds"],
+                [[name, results["medians"][name], " / ".join(f"{r:,.0f}" for r in rates)]
+                 for name, rates in results["rates"].items()])
+    print(f"this checkout / baseline {commit}: {results['ratio']:.2f}x; load before/after "
+          f"{results['load_average']['before']} / {results['load_average']['after']}")
+    print(f"written: {write_results('ingress_bench', results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
