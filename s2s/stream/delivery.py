@@ -2,24 +2,15 @@
 
 The ingress (poll_loop.py) talks to one ``Delivery``; each mode is one class:
 
-    at-least-once  send: send every record (acks=all) and return at once; the returned Sent is
-                   done when every record is acknowledged, or flush_timeout_s has passed, and
-                   its result() names what was not acknowledged; commit: the consumer stores
-                   the offsets afterwards, so a crash in between only duplicates; recover: the
-                   ledger's own positions (nothing it did not see acknowledged).
-    exactly-once   send: one transaction, finished before send() returns: records +
-                   send_offsets_to_transaction(offsets, group metadata); read_committed readers
-                   see all of it or none; commit: nothing left to do; recover: after an unknown
-                   outcome, fence first (a new producer with the same transactional.id whose
-                   init_transactions succeeded: the old transaction is then committed or aborted
-                   for good), then read the broker's committed offsets and resume from those,
-                   not from our own idea of them.
-
-Why at-least-once does not wait inside send(): the poll loop would stand still for every
-delivery's round trip to the in-sync replicas (6-15% of its time draining a backlog) instead
-of polling, parsing and sending the next batch meanwhile. The loop settles deliveries in the
-order it sent them, so an offset is still committed only after every answer before it is
-acknowledged.
+    at-least-once  deliver: send every record, flush (acks=all), check each ack; commit: the
+                   consumer stores the offsets afterwards, so a crash in between only duplicates;
+                   recover: the ledger's own positions (nothing it did not see acknowledged).
+    exactly-once   deliver: one transaction: records + send_offsets_to_transaction(offsets, group
+                   metadata); read_committed readers see all of it or none; commit: nothing left
+                   to do; recover: after an unknown outcome, fence first (a new producer with the
+                   same transactional.id whose init_transactions succeeded: the old transaction
+                   is then committed or aborted for good), then read the broker's committed
+                   offsets and resume from those, not from our own idea of them.
 
 Every wait is bounded (flush_timeout_s); kafka-python's transactional calls that wait forever
 are driven through their results with a timeout, on the caller's thread, so no helper thread or
@@ -69,52 +60,17 @@ class DeliveryDeferred(DeliveryError):
     offsets cannot go into a transaction yet. The batches stay in flight; try again later."""
 
 
-class Sent(Protocol):
-    """A delivery under way. ``done()``: result() will not wait (every record acknowledged or
-    failed, or the time to acknowledge them has run out)."""
-
-    def done(self) -> bool: ...
-
-    def wait(self, timeout_s: float) -> None:
-        """Block until done() or ``timeout_s`` has passed."""
-
-    def result(self) -> Offsets:
-        """The input offsets committed with the outputs ({}: none); raises DeliveryError."""
-
-    def abandon(self) -> None:
-        """Its outcome is no longer wanted (the loop rewound): release what it holds."""
-
-
 class Delivery(Protocol):
-    def send(self, records: Sequence[OutRecord], offsets: Offsets, consumer: Any) -> Sent:
-        """Start making ``records`` durable; raises DeliveryError for what failed at once."""
+    def deliver(self, records: Sequence[OutRecord], offsets: Offsets, consumer: Any) -> Offsets:
+        """Make ``records`` durable; return the input offsets committed with them ({}: none)."""
 
     def commit(self, consumer: Any, offsets: Offsets, timeout_ms: int) -> None:
-        """Store acknowledged input offsets that the deliveries did not commit; raises KafkaError."""
+        """Store acknowledged input offsets that deliver() did not commit; raises KafkaError."""
 
     def recover(self, consumer: Any, positions: Offsets) -> tuple[Offsets, Offsets]:
         """After a failed delivery: (where each partition resumes, which of those are committed)."""
 
     def close(self, timeout_s: float = 10.0) -> None: ...
-
-
-class Finished:
-    """A delivery that finished inside send() (a transaction, or nothing to send)."""
-
-    def __init__(self, committed: Offsets):
-        self._committed = committed
-
-    def done(self) -> bool:
-        return True
-
-    def wait(self, timeout_s: float) -> None:
-        pass
-
-    def result(self) -> Offsets:
-        return self._committed
-
-    def abandon(self) -> None:
-        pass
 
 
 def close_now(producer: KafkaProducer, timeout_s: float = 5.0) -> None:
@@ -146,7 +102,7 @@ def _send_all(producer: KafkaProducer, records: Sequence[OutRecord]) -> tuple[li
 
 
 def _unacknowledged(futures: list) -> tuple[dict[int, str], list[BaseException]]:
-    """Once acknowledged or late: (refused records, other failures) among the futures."""
+    """After a flush: (refused records, other failures) among the futures."""
     refused, failed = {}, []
     for i, future in enumerate(futures):
         if future is None or future.succeeded():
@@ -192,31 +148,30 @@ class _HoldsProducer:
 class AtLeastOnceDelivery(_HoldsProducer):
     """Idempotent producer, acks=all; offsets are committed through the consumer afterwards."""
 
-    def __init__(self, make_producer: Callable[[], KafkaProducer], flush_timeout_s: float,
-                 now: Callable[[], float] = time.monotonic):
+    def __init__(self, make_producer: Callable[[], KafkaProducer], flush_timeout_s: float):
         self._make_producer = make_producer
         self._flush_timeout_s = flush_timeout_s
-        self._now = now
 
-    def send(self, records: Sequence[OutRecord], offsets: Offsets, consumer: Any) -> Sent:
-        """Send every record; the returned Sent is done once all in-sync replicas have them."""
+    def deliver(self, records: Sequence[OutRecord], offsets: Offsets, consumer: Any) -> Offsets:
+        """Return once every record is acknowledged by all in-sync replicas."""
         if not records:
-            return Finished({})
+            return {}
         try:
             producer = self._ensure_producer()
             futures, refused = _send_all(producer, records)
+            producer.flush(timeout=self._flush_timeout_s)
+            _check_sent(futures, refused)
         except KafkaError as err:
             # A retriable error (broker away, metadata late) keeps the producer and its metadata:
             # a new one would have to bootstrap within max_block_ms again. A fatal state does not.
             if not err.retriable:
                 self._drop_producer()
             raise DeliveryError(f"producing {len(records)} records failed: {err!r}", fatal=not err.retriable) from err
-        return AwaitingAcks(self, producer, futures, refused, self._now() + self._flush_timeout_s, self._now)
-
-    def drop(self, producer: KafkaProducer) -> None:
-        """``producer`` failed for good: the next send makes a new one (unless that happened already)."""
-        if self._producer is producer:
-            self._drop_producer()
+        except DeliveryError as err:
+            if err.fatal:
+                self._drop_producer()
+            raise
+        return {}
 
     def commit(self, consumer: Any, offsets: Offsets, timeout_ms: int) -> None:
         consumer.commit(commit_map(offsets), timeout_ms=timeout_ms)
@@ -229,56 +184,6 @@ class AtLeastOnceDelivery(_HoldsProducer):
             self._producer = self._make_producer()
         return self._producer
 
-
-class AwaitingAcks:
-    """The records of one at-least-once delivery, sent, their acknowledgements on the way.
-
-    Until it is done it holds the producer's "flush in progress" count up: kafka-python's
-    flush() is begin_flush() + wakeup() + a blocking wait, and only the wait is left out here,
-    so the sender thread sends these records now instead of lingering on them."""
-
-    def __init__(self, delivery: AtLeastOnceDelivery, producer: KafkaProducer, futures: list,
-                 refused: dict[int, str], deadline: float, now: Callable[[], float]):
-        self._delivery, self._producer = delivery, producer
-        self._futures, self._refused, self._deadline, self._now = futures, refused, deadline, now
-        self._unknown = 0  # futures before this one are known to be done
-        self._holding = True
-        producer._accumulator.begin_flush()
-        producer._sender.wakeup()
-
-    def done(self) -> bool:
-        while self._unknown < len(self._futures):
-            future = self._futures[self._unknown]
-            if future is not None and not future.is_done:
-                return self._now() >= self._deadline
-            self._unknown += 1
-        return True
-
-    def wait(self, timeout_s: float) -> None:
-        until = min(self._deadline, self._now() + timeout_s)
-        while not self.done() and (left := until - self._now()) > 0:
-            # The record's batch sets this latch after the record's own future is resolved.
-            self._futures[self._unknown]._produce_future.wait(left)
-
-    def result(self) -> Offsets:
-        self._release()
-        try:
-            _check_sent(self._futures, self._refused)
-        except DeliveryError as err:
-            if err.fatal:
-                self._delivery.drop(self._producer)
-            raise
-        return {}
-
-    def abandon(self) -> None:
-        self._release()
-
-    def _release(self) -> None:
-        if self._holding:
-            self._holding = False
-            self._producer._accumulator._flushes_in_progress.decrement()
-
-
 class TransactionalDelivery(_HoldsProducer):
     """One Kafka transaction per delivery: outputs and input offsets commit together."""
 
@@ -287,10 +192,10 @@ class TransactionalDelivery(_HoldsProducer):
         self._timeout_s = timeout_s
         self._request_timeout_ms = request_timeout_ms
 
-    def send(self, records: Sequence[OutRecord], offsets: Offsets, consumer: Any) -> Sent:
+    def deliver(self, records: Sequence[OutRecord], offsets: Offsets, consumer: Any) -> Offsets:
         """Commit records + offsets (in ``consumer``'s group generation) atomically, or raise."""
         if not records and not offsets:
-            return Finished({})
+            return {}
         group = consumer.group_metadata()
         if offsets and (group.generation_id < 0 or group.state is MemberState.REBALANCING):
             raise DeliveryDeferred(f"group generation {group.generation_id} ({group.state}): offsets wait")
@@ -300,7 +205,7 @@ class TransactionalDelivery(_HoldsProducer):
             self._drop_producer()  # its outcome is unknown: recover() fences it
             refused = err.refused if isinstance(err, DeliveryError) else {}
             raise DeliveryError(f"transaction of {len(records)} records failed: {err!r}", refused) from err
-        return Finished(dict(offsets))
+        return dict(offsets)
 
     def _transaction(self, producer: KafkaProducer, records: Sequence[OutRecord], offsets: Offsets, group: Any,
                      deadline: float) -> None:

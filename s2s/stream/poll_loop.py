@@ -3,9 +3,8 @@ their answers in poll order.
 
     poll -> gather up to max_poll_records or batch_linger_ms -> plan (decode, route, screen
          suspects) -> submit a call per route chunk (suspects alone) -> ... keep polling ...
-         -> head batches translated -> send (outputs + dead letters, through the Delivery)
-         -> ... keep polling ... -> acknowledged -> settle in the ledger, in send order
-         -> commit (through the Delivery, every commit_interval_ms)
+         -> head batches translated -> deliver (outputs + dead letters, through the Delivery)
+         -> settle in the ledger -> commit (through the Delivery, every commit_interval_ms)
 
 Rules this loop keeps (docs/architecture.md "Delivery"):
 - an offset is committed only after its answer is acknowledged; any failure rewinds every
@@ -50,7 +49,6 @@ from .polled import (PolledBatch, Submit, TranslatorCrashed, TranslatorTimeout, 
                      plan_records, submit_calls)
 from .config import StreamConfig
 from .delivery import Delivery, DeliveryDeferred, DeliveryError
-from .in_transit import InTransit, Transit
 from .ledger import OffsetLedger, commit_map
 from .rebalancing import cooperative_rebalance_in_progress, poll_kept
 from .routing import Router
@@ -110,7 +108,6 @@ class PollLoop:
         self._delivery = delivery
         self._now = now
         self._ledger = OffsetLedger()
-        self._transit = Transit()  # deliveries sent, not yet settled (the ledger's head batches)
         self._gathering: list = []  # polled records not yet sent to a translator
         self._gathering_since = 0.0
         self._suspects = Suspects(config.ingress.max_decode_crashes, config.ingress.max_call_timeouts)
@@ -248,61 +245,32 @@ class PollLoop:
             alone = self._suspects.screen(records, plans)
             self._ledger.add(PolledBatch(records, plans, submit_calls(plans, self._submit, alone)))
 
-    def _deliver_ready(self) -> None:
-        """Settle the deliveries that are done, send the translated batches after them, settle
-        again (a delivery that finished inside send(), a transaction, settles at once)."""
-        self._settle_done()
-        self._send_ready()
-        self._settle_done()
-
-    def _send_ready(self) -> None:
-        """Send the translated batches at the head of the ledger that are not sent yet."""
-        ready = self._ledger.ready()[self._transit.batches():]
+    def _deliver_ready(self) -> int:
+        """Deliver the translated batches at the head of the ledger; returns how many. A record
+        the broker refused is made a suspect (its next try is a dead letter) before re-raising."""
+        ready = self._ledger.ready()
         if not ready:
-            return
+            return 0
         now_ms = int(time.time() * 1000)
         records = [r for batch in ready for r in batch.records]
         outputs = [out for batch in ready for out in
                    batch.outputs(self._kafka.dead_letter_topic, now_ms, self._kafka.max_request_bytes,
                                  self._config.ingress.tracing)]
         try:
-            sent = self._delivery.send(outputs, self._ledger.offsets_after(ready), self._consumer)
+            committed = self._delivery.deliver(outputs, self._ledger.offsets_after(ready), self._consumer)
         except DeliveryError as err:
-            self._note_refused(records, err)
+            for position, why in err.refused.items():
+                self._suspects.refused(records[position], why)
             raise
-        self._transit.add(InTransit(len(ready), records, outputs, sent))
-
-    def _settle_done(self) -> None:
-        """Settle, oldest first, the sent deliveries that are done. A record the broker refused
-        is made a suspect (its next try is a dead letter) before re-raising."""
-        while (delivery := self._transit.take_done()) is not None:
-            try:
-                committed = delivery.sent.result()
-            except DeliveryError as err:
-                self._transit.abandon()  # nothing sent after it may settle: its batches are first
-                self._note_refused(delivery.records, err)
-                raise
-            self._settle(delivery, committed)
-
-    def _settle_sent(self) -> None:
-        """Wait for every sent delivery (each within its own flush_timeout_s) and settle it."""
-        while (oldest := self._transit.oldest()) is not None:
-            oldest.sent.wait(self._kafka.flush_timeout_s)
-            self._settle_done()
-
-    def _settle(self, delivery: InTransit, committed: dict[TopicPartition, int]) -> None:
-        self._ledger.settle(delivery.batches)
+        self._ledger.settle(len(ready))
         self._ledger.mark_committed(committed)
-        self._suspects.clear(delivery.records)
-        dead = sum(1 for out in delivery.outputs if out.topic == self._kafka.dead_letter_topic)
+        self._suspects.clear(records)
+        dead = sum(1 for out in outputs if out.topic == self._kafka.dead_letter_topic)
         self.stats.dead_lettered += dead
-        self.stats.answered += len(delivery.outputs) - dead
+        self.stats.answered += len(outputs) - dead
         self.stats.deliveries += 1
-        self._observer.delivered(delivery.records, delivery.outputs, int(time.time() * 1000))
-
-    def _note_refused(self, records: list, err: DeliveryError) -> None:
-        for position, why in err.refused.items():
-            self._suspects.refused(records[position], why)
+        self._observer.delivered(records, outputs, int(time.time() * 1000))
+        return len(ready)
 
     def _rewind(self, err: BaseException) -> None:
         """Drop what is in flight and seek back to where the Delivery says to resume. The
@@ -323,7 +291,6 @@ class PollLoop:
     def _seek_back(self) -> None:
         """Forget in-flight and gathered records; every partition they touched seeks back to
         its first unacknowledged offset (gathered records come after all in-flight ones)."""
-        self._transit.abandon()
         positions = self._ledger.rewind()
         for tp, offset in first_offsets(self._gathering).items():
             positions.setdefault(tp, offset)
@@ -377,14 +344,9 @@ class PollLoop:
         return self._over_in_flight_limit() and not self._gathering
 
     def _await_head(self) -> None:
-        """Wait, woken the moment they finish, for the oldest delivery's acknowledgements or
-        else the head batch's calls (at most PAUSED_WAIT_S): under backpressure a 5 ms poll loop
-        only burnt CPU the decoders needed."""
-        oldest = self._transit.oldest()
-        if oldest is not None:
-            oldest.sent.wait(PAUSED_WAIT_S)
-        else:
-            concurrent.futures.wait([call.future for call in self._ledger.head().calls], timeout=PAUSED_WAIT_S)
+        """Wait, woken the moment they finish, for the head batch's calls (at most
+        PAUSED_WAIT_S): under backpressure a 5 ms poll loop only burnt CPU the decoders needed."""
+        concurrent.futures.wait([call.future for call in self._ledger.head().calls], timeout=PAUSED_WAIT_S)
 
     def _pace(self) -> None:
         """Pause every partition while too much is in flight, or while it is not known where
@@ -427,33 +389,17 @@ class PollLoop:
         (redelivered), partitions seek back to it."""
         self._submit_gathered(force=True)
         while self._must_drain(only) and self._now() < deadline:
+            head = self._ledger.head()
+            concurrent.futures.wait([call.future for call in head.calls], timeout=max(0.0, deadline - self._now()))
             try:
-                if not self._drain_head(deadline):
+                if not head.translated() or not self._deliver_ready():
                     break
             except Exception as err:  # noqa: BLE001 - give up draining; leftovers are redelivered
                 log.warning("drain stopped: %r", err)
                 break
-        try:  # what is sent is settled even past the deadline (within flush_timeout_s): no duplicates
-            self._settle_sent()
-        except Exception as err:  # noqa: BLE001 - its records are redelivered
-            log.warning("drain stopped: %r", err)
         if self._must_drain(only):
             log.warning("drain left %d records in flight; they will be redelivered", self._ledger.in_flight())
             self._seek_back()
-
-    def _drain_head(self, deadline: float) -> bool:
-        """Settle what is sent, else wait (until ``deadline``) for the head batch's translation
-        and send it; False when it is still not translated."""
-        if self._transit:
-            self._settle_sent()
-            return True
-        head = self._ledger.head()
-        concurrent.futures.wait([call.future for call in head.calls], timeout=max(0.0, deadline - self._now()))
-        if not head.translated():
-            return False
-        self._send_ready()
-        self._settle_sent()
-        return True
 
     def _must_drain(self, only: set[TopicPartition] | None) -> bool:
         if only is None:
@@ -484,14 +430,12 @@ class PollLoop:
 
     def _hand_over(self, partitions: set[TopicPartition]) -> None:
         """Deliver the translated head of the ledger, then drop the rest of ``partitions``'
-        records (in flight and gathered). A failed delivery leaves its batches in flight, unsent:
-        the loop's next step sends them again or rewinds them as after any failure."""
+        records (in flight and gathered). A failed delivery leaves its batches in flight: the
+        loop's next step retries or rewinds them as after any failure."""
         try:
-            self._send_ready()
-            self._settle_sent()
+            self._deliver_ready()
         except Exception as err:  # noqa: BLE001 - the moving records are dropped all the same
             log.warning("delivery before a cooperative revoke failed: %r", err)
-        self._transit.abandon()  # what is not settled is sent again, for the partitions kept
         dropped = self._ledger.drop(partitions)
         gathered = len(self._gathering)
         self._gathering = [r for r in self._gathering if TopicPartition(r.topic, r.partition) not in partitions]
@@ -501,7 +445,6 @@ class PollLoop:
 
     def on_lost(self, lost: Iterable[TopicPartition]) -> None:
         """Evicted from the group: nothing may be committed; drop it all."""
-        self._transit.abandon()
         self._ledger.rewind()
         self._gathering = []
         self._forget(set(lost))

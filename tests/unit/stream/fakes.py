@@ -105,8 +105,8 @@ class FakeDelivery:
         self.recovered: list[dict] = []
         self.closed = False
 
-    def send(self, out_records, offsets, consumer):
-        from s2s.stream.delivery import DeliveryError, Finished
+    def deliver(self, out_records, offsets, consumer):
+        from s2s.stream.delivery import DeliveryError
 
         refused = {i: "MessageSizeTooLargeError()" for i, r in enumerate(out_records) if r.value in self.refuse}
         if refused:
@@ -116,7 +116,7 @@ class FakeDelivery:
             raise DeliveryError("broker said no")
         group = consumer.group_metadata() if self.commits_offsets else None
         self.delivered.append((list(out_records), dict(offsets), group))
-        return Finished(dict(offsets) if self.commits_offsets else {})
+        return dict(offsets) if self.commits_offsets else {}
 
     def commit(self, consumer, offsets, timeout_ms):
         consumer.commit(commit_map(offsets), timeout_ms=timeout_ms)
@@ -136,53 +136,6 @@ class FakeDelivery:
 
     def records(self, topic: str) -> list:
         return [r for out, _, _ in self.delivered for r in out if r.topic == topic]
-
-
-class HeldSend:
-    """A Sent whose acknowledgement the test gives: ack(), fail(), or at wait() with ``on_wait``."""
-
-    def __init__(self, on_wait=None):
-        self.outcome: BaseException | bool | None = None
-        self.waits, self.abandoned = 0, False
-        self._on_wait = on_wait
-
-    def ack(self):
-        self.outcome = True
-
-    def fail(self, error):
-        self.outcome = error
-
-    def done(self):
-        return self.outcome is not None
-
-    def wait(self, timeout_s):
-        self.waits += 1
-        if self._on_wait and not self.done():
-            self._on_wait(self)
-
-    def result(self):
-        assert self.done(), "result() before done()"
-        if isinstance(self.outcome, BaseException):
-            raise self.outcome
-        return {}
-
-    def abandon(self):
-        self.abandoned = True
-
-
-class AcksLaterDelivery(FakeDelivery):
-    """At-least-once's shape: send() returns at once, each delivery acknowledged when the test
-    says (``sends`` in send order); ``ack_on_wait``: acknowledged when the loop waits for it."""
-
-    def __init__(self, ack_on_wait=False):
-        super().__init__()
-        self.sends: list[HeldSend] = []
-        self._on_wait = HeldSend.ack if ack_on_wait else None
-
-    def send(self, out_records, offsets, consumer):
-        super().send(out_records, offsets, consumer)
-        self.sends.append(HeldSend(self._on_wait))
-        return self.sends[-1]
 
 
 class FakeTranslator:

@@ -6,7 +6,7 @@ import time
 import pytest
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, OutOfOrderSequenceNumberError
-from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
+from kafka.future import Future
 from kafka.structs import ConsumerGroupMetadata, MemberState, TopicPartition
 
 from s2s.stream.delivery import AtLeastOnceDelivery, DeliveryDeferred, DeliveryError, TransactionalDelivery, close_now
@@ -43,32 +43,9 @@ class Sender:
         pass
 
 
-class Counter:
-    def __init__(self):
-        self.value = 0
-
-    def decrement(self):
-        self.value -= 1
-
-
-class Accumulator:
-    """kafka-python's RecordAccumulator as far as a flush goes: begin_flush() makes the fake
-    producer's sender answer what is pending (unless its acks never come)."""
-
-    def __init__(self, producer):
-        self._producer = producer
-        self._flushes_in_progress = Counter()
-
-    def begin_flush(self):
-        self._flushes_in_progress.value += 1
-        if not self._producer.flush_raises:
-            self._producer.answer()
-
-
 class FakeProducer:
     """Logs calls; sends resolve at flush(). Like kafka-python's: send() refuses a null header
-    value and an oversized record at once, and close() raises while batches are pending.
-    ``flush_raises``: no acknowledgement ever comes."""
+    value and an oversized record at once, and close() raises while batches are pending."""
 
     def __init__(self, fail_sends=False, flush_raises=False, hang_commit=False, max_request_size=1_000):
         self.log, self.pending = [], []
@@ -76,7 +53,6 @@ class FakeProducer:
         self.max_request_size = max_request_size
         self.closed = False
         self._sender = Sender()
-        self._accumulator = Accumulator(self)
         self._transaction_manager = self
 
     def send(self, topic, key=None, value=None, headers=None):
@@ -85,25 +61,15 @@ class FakeProducer:
         if len(key or b"") + len(value or b"") > self.max_request_size:
             raise MessageSizeTooLargeError("record too large")
         self.log.append(("send", topic, key, value, tuple(headers)))
-        batch = FutureProduceResult(TopicPartition(topic, 0))  # one batch per record, here
-        future = FutureRecordMetadata(batch, 0, -1, None, 0, 0, 0)
+        future = Future()
         self.pending.append(future)
         return future
 
     def flush(self, timeout=None):
         if self.flush_raises:
             raise KafkaTimeoutError("flush timed out")
-        self.answer()
-
-    def answer(self):
         for future in self.pending:
-            if not future.is_done:
-                self.resolve(future, KafkaTimeoutError("expired") if self.fail_sends else None)
-
-    @staticmethod
-    def resolve(future, error=None):
-        """Answer a record's batch as the sender thread would: acknowledged, or failed."""
-        future._produce_future.failure(error) if error else future._produce_future.success((0, -1, None))
+            future.failure(KafkaTimeoutError("expired")) if self.fail_sends else future.success(None)
 
     def init_transactions(self):
         self.log.append(("init",))
@@ -136,73 +102,30 @@ class Consumer:
         return self.stored.get(tp)
 
 
-def deliver(delivery, records, offsets, consumer):
-    """send(), then wait for the outcome: what the poll loop does over several steps."""
-    sent = delivery.send(records, offsets, consumer)
-    sent.wait(10)
-    assert sent.done()
-    return sent.result()
-
-
-def test_at_least_once_is_done_after_every_record_is_acked():
+def test_at_least_once_returns_after_every_record_is_acked():
     producer = FakeProducer()
-    assert deliver(AtLeastOnceDelivery(lambda: producer, flush_timeout_s=5), OUT, {P0: 3}, Consumer()) == {}
+    assert AtLeastOnceDelivery(lambda: producer, flush_timeout_s=5).deliver(OUT, {P0: 3}, Consumer()) == {}
     assert [entry[:4] for entry in producer.log] == [("send", "out", b"k1", b"A"), ("send", "dlq", None, b"x")]
     assert all(f.succeeded() for f in producer.pending)
-    assert producer._accumulator._flushes_in_progress.value == 0  # the flush it began has ended
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_at_least_once_send_returns_before_the_acks_and_is_done_when_they_come_or_time_runs_out():
-    producer, clock = FakeProducer(flush_raises=True), Clock()
-    delivery = AtLeastOnceDelivery(lambda: producer, flush_timeout_s=5, now=clock)
-    sent = delivery.send(OUT, {P0: 3}, Consumer())
-    assert not sent.done() and producer._accumulator._flushes_in_progress.value == 1  # sent now, not lingering
-    producer.resolve(producer.pending[0])
-    assert not sent.done()  # one record is still unacknowledged
-    later = delivery.send(OUT[:1], {P0: 4}, Consumer())  # the next delivery does not wait for this one
-    clock.now = 5.0
-    assert sent.done() and later.done()  # late: done, and the result says so
-    with pytest.raises(DeliveryError, match="not acknowledged in time") as caught:
-        sent.result()
-    assert not caught.value.fatal and not producer.closed
-    later.abandon()
-    assert producer._accumulator._flushes_in_progress.value == 0
-
-
-def test_waiting_for_acks_ends_when_they_come():
-    producer = FakeProducer(flush_raises=True)
-    sent = AtLeastOnceDelivery(lambda: producer, flush_timeout_s=30).send(OUT, {P0: 3}, Consumer())
-    threading.Timer(0.2, producer.answer).start()
-    started = time.monotonic()
-    sent.wait(20)
-    assert sent.done() and sent.result() == {} and time.monotonic() - started < 10
 
 
 @pytest.mark.parametrize("producer", [FakeProducer(fail_sends=True), FakeProducer(flush_raises=True)])
 def test_at_least_once_raises_when_a_record_is_not_acked_and_keeps_a_producer_that_can_retry(producer):
-    delivery = AtLeastOnceDelivery(lambda: producer, flush_timeout_s=0.2)
+    delivery = AtLeastOnceDelivery(lambda: producer, flush_timeout_s=5)
     with pytest.raises(DeliveryError) as caught:
-        deliver(delivery, OUT, {P0: 3}, Consumer())
+        delivery.deliver(OUT, {P0: 3}, Consumer())
     assert caught.value.refused == {} and not caught.value.fatal and not producer.closed
 
 
 def test_a_producer_in_a_fatal_state_is_replaced():
     broken = FakeProducer()
-    broken.answer = lambda: [broken.resolve(f, OutOfOrderSequenceNumberError("fatal")) for f in broken.pending]
+    broken.flush = lambda timeout=None: [f.failure(OutOfOrderSequenceNumberError("fatal")) for f in broken.pending]
     made = [broken, FakeProducer()]
     delivery = AtLeastOnceDelivery(lambda: made.pop(0), flush_timeout_s=5)
     with pytest.raises(DeliveryError) as caught:
-        deliver(delivery, OUT, {P0: 3}, Consumer())
+        delivery.deliver(OUT, {P0: 3}, Consumer())
     assert caught.value.fatal and broken.closed  # closed though its batches are pending
-    deliver(delivery, OUT, {P0: 3}, Consumer())
+    delivery.deliver(OUT, {P0: 3}, Consumer())
     assert made == []
 
 
@@ -211,20 +134,20 @@ def test_records_the_producer_refuses_are_named_and_the_others_still_sent():
            OutRecord("dlq", b"k", b"x" * 2_000, [])]
     producer = FakeProducer()
     with pytest.raises(DeliveryError) as caught:
-        deliver(AtLeastOnceDelivery(lambda: producer, flush_timeout_s=5), out, {P0: 3}, Consumer())
+        AtLeastOnceDelivery(lambda: producer, flush_timeout_s=5).deliver(out, {P0: 3}, Consumer())
     assert sorted(caught.value.refused) == [0, 2] and "TypeError" in caught.value.refused[0]
     assert [entry[3] for entry in producer.log] == [b"B"]
 
 
 def test_at_least_once_with_nothing_to_send_creates_no_producer():
-    assert deliver(AtLeastOnceDelivery(lambda: pytest.fail("no producer needed"), 5), [], {P0: 1}, Consumer()) == {}
+    AtLeastOnceDelivery(lambda: pytest.fail("no producer needed"), 5).deliver([], {P0: 1}, Consumer())
 
 
 def test_transaction_holds_outputs_and_offsets_and_says_they_are_committed():
     producer = FakeProducer()
     delivery = TransactionalDelivery(lambda: producer, timeout_s=5, request_timeout_ms=1_000)
-    assert deliver(delivery, OUT, {P0: 3}, Consumer()) == {P0: 3}
-    deliver(delivery, OUT[:1], {P0: 4}, Consumer())
+    assert delivery.deliver(OUT, {P0: 3}, Consumer()) == {P0: 3}
+    delivery.deliver(OUT[:1], {P0: 4}, Consumer())
     steps = [entry[0] for entry in producer.log]
     assert steps == ["init", "begin", "send", "send", "offsets", "commit", "begin", "send", "offsets", "commit"]
     assert producer.log[4] == ("offsets", {P0: 3}, 7)
@@ -235,7 +158,7 @@ def test_transaction_holds_outputs_and_offsets_and_says_they_are_committed():
 def test_no_offsets_are_sent_while_the_generation_is_unknown_or_rebalancing(group):
     producer = FakeProducer()
     with pytest.raises(DeliveryDeferred):
-        deliver(TransactionalDelivery(lambda: producer, 5, 1_000), OUT, {P0: 3}, Consumer(group))
+        TransactionalDelivery(lambda: producer, 5, 1_000).deliver(OUT, {P0: 3}, Consumer(group))
     assert producer.log == []
 
 
@@ -246,9 +169,9 @@ def test_a_transaction_with_an_unacknowledged_record_is_never_committed():
     first = made[0]
     delivery = TransactionalDelivery(lambda: made.pop(0), timeout_s=5, request_timeout_ms=1_000)
     with pytest.raises(DeliveryError, match="not acknowledged"):
-        deliver(delivery, OUT, {P0: 3}, Consumer())
+        delivery.deliver(OUT, {P0: 3}, Consumer())
     assert "commit" not in [entry[0] for entry in first.log] and first.closed
-    deliver(delivery, OUT, {P0: 3}, Consumer())
+    delivery.deliver(OUT, {P0: 3}, Consumer())
     assert made == []  # the retry ran on a fresh producer, whose init_transactions aborts the old one
 
 
@@ -257,7 +180,7 @@ def test_after_an_unknown_outcome_it_fences_then_resumes_from_the_brokers_offset
     first = made[0]
     delivery = TransactionalDelivery(lambda: made.pop(0), timeout_s=0.3, request_timeout_ms=1_000)
     with pytest.raises(DeliveryError, match="commit_transaction did not finish"):
-        deliver(delivery, OUT, {P0: 3}, Consumer())
+        delivery.deliver(OUT, {P0: 3}, Consumer())
     assert first.closed  # the old producer is closed at once, with its transaction still open
     consumer = Consumer(committed={P0: 3})  # the old transaction did commit, after all
     positions, committed = delivery.recover(consumer, {P0: 1})
@@ -278,7 +201,7 @@ def test_transaction_timeout_leaks_no_thread_and_no_producer():
     delivery = TransactionalDelivery(producer, timeout_s=0.5, request_timeout_ms=300)
     for _ in range(4):
         with pytest.raises(DeliveryError, match="KafkaTimeoutError"):
-            deliver(delivery, OUT, {P0: 3}, Consumer())
+            delivery.deliver(OUT, {P0: 3}, Consumer())
     deadline = time.monotonic() + 10
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.1)

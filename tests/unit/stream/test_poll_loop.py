@@ -9,12 +9,11 @@ import pytest
 from kafka.structs import TopicPartition
 
 from s2s.stream import poll_loop as poll_loop_module
-from s2s.stream.delivery import DeliveryError
 from s2s.stream.polled import TranslatorCrashed, TranslatorTimeout
 from s2s.stream.config import stream_config_from_dict
 from s2s.stream.poll_loop import DrainOnRevoke, PollLoop
 
-from .fakes import AcksLaterDelivery, FakeConsumer, FakeDelivery, FakeObserver, FakeTranslator, records
+from .fakes import FakeConsumer, FakeDelivery, FakeObserver, FakeTranslator, records
 
 P0, P1 = TopicPartition("in", 0), TopicPartition("in", 1)
 
@@ -66,71 +65,6 @@ def test_nothing_is_committed_before_delivery_succeeds_and_a_failure_rewinds():
     assert delivery.values("out") == [b"A", b"B"]
     assert consumer.commits[-1] == {P0: 7}
     assert worker.stats.rewinds == 1 and "broker said no" in worker.stats.last_error
-
-
-def test_the_loop_sends_on_while_acks_are_outstanding_and_settles_in_send_order():
-    delivery = AcksLaterDelivery()
-    polls = [records("in", 0, 0, [b"a", b"b"]), records("in", 0, 2, [b"c"])]
-    worker, consumer, _, _ = make_worker(polls, delivery=delivery)
-    worker.step()
-    worker.step()  # the second batch is sent before the first is acknowledged
-    assert delivery.values("out") == [b"A", b"B", b"C"] and len(delivery.sends) == 2
-    delivery.sends[1].ack()
-    worker.step()
-    assert all(c.get(P0, 0) == 0 for c in consumer.commits)  # the later ack moves nothing on its own
-    assert worker.stats.answered == 0 and worker._ledger.in_flight() == 3
-    delivery.sends[0].ack()
-    worker.step()
-    assert consumer.commits[-1] == {P0: 3} and worker.stats.answered == 3 and worker.stats.deliveries == 2
-
-
-def test_a_failed_ack_rewinds_past_every_delivery_sent_after_it():
-    delivery = AcksLaterDelivery()
-    polls = [records("in", 0, 0, [b"a"]), records("in", 0, 1, [b"b"])]
-    worker, consumer, _, _ = make_worker(polls, delivery=delivery)
-    worker.step()
-    worker.step()
-    delivery.sends[1].ack()
-    delivery.sends[0].fail(DeliveryError("1 of 1 records not acknowledged"))
-    worker.step()
-    assert consumer.seeks == [(P0, 0)] and worker.stats.rewinds == 1 and worker._ledger.in_flight() == 0
-    assert delivery.sends[1].abandoned and worker.stats.answered == 0
-    assert all(c.get(P0, 0) == 0 for c in consumer.commits)
-
-
-def test_a_paused_loop_waits_for_the_oldest_delivery_when_its_head_batch_is_sent():
-    delivery = AcksLaterDelivery(ack_on_wait=True)
-    worker, consumer, _, _ = make_worker([records("in", 0, 0, [b"a", b"b", b"c", b"d"])], delivery=delivery)
-    worker.step()  # 4 in flight (limit 4), sent, not acknowledged: paused
-    assert consumer.paused_set == {P0, P1}
-    worker.step()  # waits for the acknowledgement, not for translator calls long finished
-    assert delivery.sends[0].waits == 1 and consumer.commits[-1] == {P0: 4} and consumer.paused_set == set()
-
-
-def test_the_drain_at_shutdown_waits_for_the_acks_before_the_last_commit():
-    stop = threading.Event()
-    delivery = AcksLaterDelivery(ack_on_wait=True)
-    worker, consumer, _, _ = make_worker([records("in", 0, 0, [b"a"])], delivery=delivery,
-                                         commit_interval_ms=3_600_000)
-    consumer.polls.append([])
-    original = delivery.send
-
-    def send_then_stop(*args):
-        stop.set()
-        return original(*args)
-
-    delivery.send = send_then_stop
-    worker.run(stop)
-    assert delivery.sends[0].waits == 1 and consumer.commits[-1] == {P0: 1} and worker.stats.answered == 1
-
-
-def test_a_cooperative_revoke_settles_what_is_sent_before_handing_over():
-    delivery = AcksLaterDelivery(ack_on_wait=True)
-    worker, consumer, _, _ = make_worker([records("in", 1, 3, [b"done"])], delivery=delivery,
-                                         commit_interval_ms=3_600_000, assignor="cooperative-sticky")
-    worker.step()  # sent, not acknowledged
-    offsets = worker.before_revoke({P1})
-    assert offsets == {P1: 4} and worker.stats.answered == 1
 
 
 def test_a_failed_translator_call_rewinds_instead_of_dead_lettering():
@@ -450,9 +384,9 @@ def test_run_polls_until_stopped_then_drains_commits_and_closes():
     stop = threading.Event()
 
     class StopAfterFirst(FakeDelivery):
-        def send(self, out_records, offsets, consumer):
+        def deliver(self, out_records, offsets, consumer):
             stop.set()
-            return super().send(out_records, offsets, consumer)
+            return super().deliver(out_records, offsets, consumer)
 
     worker, consumer, delivery, _ = make_worker([records("in", 0, 0, [b"a"])], delivery=StopAfterFirst(),
                                                 commit_interval_ms=3_600_000)
@@ -542,7 +476,7 @@ def test_a_record_the_consumer_cannot_parse_is_dead_lettered_and_skipped():
 
 
 class DeferringDelivery(FakeDelivery):
-    def send(self, out_records, offsets, consumer):
+    def deliver(self, out_records, offsets, consumer):
         from s2s.stream.delivery import DeliveryDeferred
 
         raise DeliveryDeferred("group generation -1: offsets wait")

@@ -34,12 +34,12 @@ records = st.lists(st.tuples(keys, values, headers, timestamps), min_size=1, max
 class StrictDelivery(FakeDelivery):
     """Refuses, as kafka-python's producer would, what it could not send."""
 
-    def send(self, out_records, offsets, consumer):
+    def deliver(self, out_records, offsets, consumer):
         for out in out_records:
             assert out.key is not None or out.value is not None, "Kafka needs a key or a value"
             assert all(isinstance(n, str) and isinstance(v, bytes) for n, v in out.headers), out.headers
             assert out.size() <= MAX_REQUEST, out.size()
-        return super().send(out_records, offsets, consumer)
+        return super().deliver(out_records, offsets, consumer)
 
 
 def worker_for(polled):
