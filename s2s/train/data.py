@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,14 @@ from ..vocabulary import Vocabulary, learn_vocabularies
 from .job import epoch_seen_after
 from .sharding import Shard, split_to_count
 
+log = logging.getLogger(__name__)
+
 # Blocks per worker: streaming_split hands out whole blocks, so a few per worker keep
 # the shards within a block of each other in size.
 BLOCKS_PER_WORKER = 8
+# Reads of the training split before the run gives up when the cluster loses a node or an
+# actor under them (an autoscaler scaling an idle node down as Ray Data places a reader there).
+DATASET_ATTEMPTS = 3
 
 
 def is_uri(path: str) -> bool:
@@ -173,13 +179,47 @@ def learn_and_store_vocabularies(cfg: ExperimentConfig, storage: RunStorage,
 # ---------------------------------------------------------------------------------------
 
 def training_dataset(path: str, src: Vocabulary, tgt: Vocabulary, data: DataConfig,
-                     workers: int) -> Any:
+                     workers: int, attempts: int = DATASET_ATTEMPTS) -> Any:
     """The tokenized training split, materialized in small blocks: columns id, src_ids, tgt_ids.
 
     Materializing on the driver does the tokenization once per run (not per epoch or per
-    restart) and before the workers hold the cluster's CPUs, which Ray Data tasks need.
+    restart) and before the workers hold the cluster's CPUs, which Ray Data tasks need. A read
+    the cluster broke (a node or actor lost) is started again, ``attempts`` times in all; an
+    error of the data or of our code is raised at once.
     """
+    for attempt in range(1, attempts):
+        try:
+            return _tokenized_dataset(path, src, tgt, data, workers)
+        except Exception as err:
+            if not lost_by_the_cluster(err):
+                raise
+            first_line = (str(err).splitlines() or [""])[0][:200]
+            log.warning("reading %s: the cluster lost a node or actor under it (%s: %s); attempt %d of %d",
+                        path, type(err).__name__, first_line, attempt + 1, attempts)
+    return _tokenized_dataset(path, src, tgt, data, workers)
 
+
+def lost_by_the_cluster(err: BaseException) -> bool:
+    """True when ``err`` (or what caused it) is Ray losing a node, worker, actor or object,
+    or an error Ray Data marks as its own (``raise ... from SystemException()``), not user code's."""
+    from ray import exceptions as ray_errors
+    from ray.data.exceptions import SystemException
+
+    lost = (ray_errors.ActorDiedError, ray_errors.ActorUnavailableError, ray_errors.NodeDiedError,
+            ray_errors.WorkerCrashedError, ray_errors.ObjectLostError, SystemException)
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ray_errors.UserCodeException):
+            return False
+        if isinstance(cause, lost):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _tokenized_dataset(path: str, src: Vocabulary, tgt: Vocabulary, data: DataConfig, workers: int) -> Any:
     ds = _read_with_ids(path)
     shared = src is tgt
     ds = ds.map_batches(tokenize_batch, batch_format="pyarrow", batch_size=1024, fn_kwargs={

@@ -72,3 +72,73 @@ def test_data_root_moves_only_relative_paths():
                                                     "s3://b/t.parquet")
     assert with_data_root(cfg, "gs://bucket/x/").data.train == "gs://bucket/x/data/t.parquet"
     assert with_data_root(cfg, None) is cfg
+
+
+def system_error(message):
+    """What Ray Data raises on the driver when the cluster broke a read: the error, `from
+    SystemException()` (ray.data.exceptions.omit_traceback_stdout)."""
+    from ray.data.exceptions import SystemException
+
+    try:
+        raise RuntimeError(message) from SystemException()
+    except RuntimeError as err:
+        return err
+
+
+def failing_reads(monkeypatch, *errors):
+    """Make the dataset read raise ``errors`` in turn, then return "dataset"; counts the reads."""
+    from s2s.train import data
+
+    reads = []
+
+    def read(*args):
+        reads.append(args)
+        if len(reads) <= len(errors):
+            raise errors[len(reads) - 1]
+        return "dataset"
+
+    monkeypatch.setattr(data, "_tokenized_dataset", read)
+    return reads
+
+
+def test_a_read_the_cluster_broke_is_started_again_within_its_budget(monkeypatch, vocab, caplog):
+    from ray.exceptions import ActorDiedError
+
+    from s2s.train.data import training_dataset
+
+    reads = failing_reads(monkeypatch, system_error("The actor died because its node has died"), ActorDiedError())
+    assert training_dataset("train.parquet", vocab, vocab, DataConfig(), workers=2, attempts=3) == "dataset"
+    assert len(reads) == 3 and "attempt 3 of 3" in caplog.text and "node has died" in caplog.text
+
+
+def test_a_read_the_cluster_keeps_breaking_fails_after_its_attempts(monkeypatch, vocab):
+    from s2s.train.data import training_dataset
+
+    reads = failing_reads(monkeypatch, *[system_error(f"lost {n}") for n in range(3)])
+    with pytest.raises(RuntimeError, match="lost 2"):
+        training_dataset("train.parquet", vocab, vocab, DataConfig(), workers=2, attempts=3)
+    assert len(reads) == 3
+
+
+@pytest.mark.parametrize("error", [CorpusError("data.train: 1 usable pairs cannot feed 2 workers"),
+                                   ValueError("a bug in our tokenizer")])
+def test_errors_of_the_data_or_our_code_are_not_retried(monkeypatch, vocab, error):
+    from s2s.train.data import training_dataset
+
+    reads = failing_reads(monkeypatch, error)
+    with pytest.raises(type(error)):
+        training_dataset("train.parquet", vocab, vocab, DataConfig(), workers=2)
+    assert len(reads) == 1
+
+
+def test_user_code_errors_are_not_mistaken_for_a_lost_node():
+    from ray.data.exceptions import RayDataUserCodeException
+    from ray.exceptions import NodeDiedError
+
+    from s2s.train.data import lost_by_the_cluster
+
+    try:
+        raise RayDataUserCodeException("tokenize_batch failed") from NodeDiedError("n")
+    except RayDataUserCodeException as err:
+        assert not lost_by_the_cluster(err)
+    assert lost_by_the_cluster(system_error("x")) and not lost_by_the_cluster(ValueError("x"))
