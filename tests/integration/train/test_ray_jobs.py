@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from s2s.localhost import free_ports
 
@@ -69,13 +70,18 @@ def _stop_head(head: subprocess.Popen) -> None:
 def test_submitted_training_job_succeeds_and_logs_progress(jobs_head, tmp_path):
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    # The shipped toy config as is; its relative data paths resolve under --data-root,
-    # since the uploaded working dir has no data/ (git-ignored).
+    # The shipped toy config, cut to 2 epochs (the job's plumbing is tested here, not the
+    # learning); its relative data paths resolve under --data-root, since the uploaded working
+    # dir has no data/ (git-ignored).
     prepare_toy(tmp_path / "data" / "toy-reverse", "reverse", train=TRAIN_PAIRS, dev=100, test=10)
+    cfg = yaml.safe_load((REPO_DIR / "configs" / "toy-reverse.yaml").read_text())
+    cfg["training"]["epochs"] = 2
+    config = tmp_path / "toy-reverse.yaml"
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     out = tmp_path / "run"
     client = JobSubmissionClient(jobs_head)
     job_id = client.submit_job(
-        entrypoint=(f"{sys.executable} jobs/train.py --config configs/toy-reverse.yaml "
+        entrypoint=(f"{sys.executable} jobs/train.py --config {config} "
                     f"--workers 2 --data-root {tmp_path} --out {out}"),
         runtime_env={"working_dir": str(REPO_DIR)})
     status = wait_for_job(client, job_id, timeout=300)
