@@ -9,7 +9,9 @@ a private Kafka broker (or $S2S_KAFKA_BOOTSTRAP's). One backlog is produced once
 drains all of it once with the baseline's code and once with this checkout's, in turns, each in
 a fresh process with a fresh consumer group, so both read the same records from the same
 broker in the same minutes. The rate is records answered per second from the first record
-polled to the last answer acknowledged (the group join is left out). The baseline is checked
+polled to the last answer acknowledged (the group join is left out); "CPU s per s" is the
+process's CPU time over the same span (all its threads: near 1.0, the one interpreter is
+saturated, and work moved between its threads cannot raise the rate). The baseline is checked
 out into a temporary git worktree, removed afterwards.
 """
 from __future__ import annotations
@@ -64,11 +66,14 @@ def drain(bootstrap: str, topic: str, messages: int, poll_records: int) -> dict:
     runner = threading.Thread(target=loop.run, args=(stop,), daemon=True)
     runner.start()
     first_polled = wait_for(lambda: loop.stats.polled > 0, 120)
+    cpu_before = time.process_time()
     done = wait_for(lambda: loop.stats.answered >= messages, 600)
+    cpu_s = time.process_time() - cpu_before
     stop.set()
     runner.join(60)
-    return {"s2s": str(Path(s2s.__file__).parent), "answered": loop.stats.answered,
-            "rewinds": loop.stats.rewinds, "msgs_per_s": loop.stats.answered / (done - first_polled)}
+    # CPU seconds of all its threads per second: near 1.0, one interpreter is the limit (the GIL).
+    return {"s2s": str(Path(s2s.__file__).parent), "answered": loop.stats.answered, "rewinds": loop.stats.rewinds,
+            "msgs_per_s": loop.stats.answered / (done - first_polled), "cpu_per_s": cpu_s / (done - first_polled)}
 
 
 class NullObserver:
@@ -119,14 +124,17 @@ def compare(args: argparse.Namespace, baseline: Path) -> dict:
     topic = f"ingress-bench-{uuid.uuid4().hex[:8]}"
     produce_backlog(args.bootstrap, topic, args.messages)
     rates: dict[str, list[float]] = {"baseline": [], "this checkout": []}
+    cpu: dict[str, list[float]] = {"baseline": [], "this checkout": []}
     for number in range(1, args.rounds + 1):
         for name, tree in (("baseline", baseline), ("this checkout", REPO)):
             result = drain_with(tree, args, topic)
             rates[name].append(result["msgs_per_s"])
-            print(f"round {number}, {name}: {result['msgs_per_s']:,.0f} msg/s ({result['rewinds']} rewinds)",
-                  flush=True)
+            cpu[name].append(result["cpu_per_s"])
+            print(f"round {number}, {name}: {result['msgs_per_s']:,.0f} msg/s, {result['cpu_per_s']:.2f} CPU s/s "
+                  f"({result['rewinds']} rewinds)", flush=True)
     medians = {name: statistics.median(values) for name, values in rates.items()}
-    return {"rates": rates, "medians": medians, "ratio": medians["this checkout"] / medians["baseline"]}
+    return {"rates": rates, "cpu_per_s": cpu, "medians": medians,
+            "ratio": medians["this checkout"] / medians["baseline"]}
 
 
 def parse_args() -> argparse.Namespace:
@@ -165,8 +173,9 @@ def main() -> int:
         broker.stop()
         subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=REPO, capture_output=True)
         shutil.rmtree(baseline.parent, ignore_errors=True)
-    print_table(["code", "median msg/s", "rounds"],
-                [[name, results["medians"][name], " / ".join(f"{r:,.0f}" for r in rates)]
+    print_table(["code", "median msg/s", "rounds", "CPU s per s"],
+                [[name, results["medians"][name], " / ".join(f"{r:,.0f}" for r in rates),
+                  " / ".join(f"{c:.2f}" for c in results["cpu_per_s"][name])]
                  for name, rates in results["rates"].items()])
     print(f"this checkout / baseline {commit}: {results['ratio']:.2f}x; load before/after "
           f"{results['load_average']['before']} / {results['load_average']['after']}")
