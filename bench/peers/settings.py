@@ -31,6 +31,7 @@ class Settings:
     seed: int = 42
     lr: float = 0.002
     min_lr: float = 1.0e-5
+    lr_warmup_steps: int = 200     # s2s's linear LR warm-up (the peers' RNN recipes have none)
     batch_tokens: int = 4000       # batch size x longest side (+1), each tool's token batching
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
