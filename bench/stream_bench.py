@@ -138,6 +138,21 @@ class Timing:
                 "p99_ms": percentile(latencies, 99)}
 
 
+DECODE_TOTALS = ("batches", "messages", "decode_s", "cpu_s")   # telemetry.DecodeTotals.snapshot()
+
+
+def decoder_use(before: dict, after: dict) -> dict[str, float | None]:
+    """What the translators did between two snapshots: decode batches, their mean size, decode
+    ms per message, the fraction of the span spent decoding (near 1: the decoder is the
+    bottleneck) and the replicas' CPU seconds per second (all their threads)."""
+    span = after["at"] - before["at"]
+    done = {key: after[key] - before[key] for key in DECODE_TOTALS}
+    return {"decode_batches": done["batches"],
+            "mean_batch": done["messages"] / done["batches"] if done["batches"] else None,
+            "decode_ms_per_msg": 1000 * done["decode_s"] / done["messages"] if done["messages"] else None,
+            "decode_busy": done["decode_s"] / span, "translator_cpu_per_s": done["cpu_s"] / span}
+
+
 def produce(bootstrap: str, topic: str, keyed: list[tuple[bytes, bytes]], rate: float, sent_ms: dict) -> None:
     """Send at ``rate`` messages/s (0: as fast as possible), noting each send time."""
     from kafka import KafkaProducer
@@ -230,11 +245,24 @@ class Pipeline:
             produce(self.bootstrap, self.topics["in"], keyed, 0, sent_ms)
             self.deploy()
         else:
+            before = self.translator_totals()
             produce(self.bootstrap, self.topics["in"], keyed, rate, sent_ms)
         collector.join()
         reader.close()
         # A backlog's latency is only its queueing time: not reported.
-        return Timing(sent_ms, reader.received_ms).summary(with_latency=not backlog)
+        timing = Timing(sent_ms, reader.received_ms).summary(with_latency=not backlog)
+        return timing if backlog else {**timing, **decoder_use(before, self.translator_totals())}
+
+    def translator_totals(self) -> dict[str, float]:
+        """telemetry.DecodeTotals summed over the app's translator replicas, and when."""
+        from ray import serve
+
+        from s2s.stream.names import TRANSLATOR_PREFIX
+        from s2s.stream.status import replica_stats
+
+        names = [n for n in serve.status().applications[self.name].deployments if n.startswith(TRANSLATOR_PREFIX)]
+        snapshots = [stats["totals"] for name in names for stats in replica_stats(self.name, name)]
+        return {**{key: sum(s[key] for s in snapshots) for key in DECODE_TOTALS}, "at": time.perf_counter()}
 
     def delete(self) -> None:
         from ray import serve
@@ -350,15 +378,18 @@ def bench_model(args: argparse.Namespace, broker: Broker, workdir: Path) -> dict
 def report(results: dict) -> None:
     rows = results["rows"]
     print_table(["pipeline", "offered msg/s", "messages", "lost", "msg/s", "p50 ms", "p95 ms", "p99 ms",
-                 "vs in-process"],
+                 "vs in-process", "mean batch", "decode busy", "decode ms/msg", "translator CPU s/s"],
                 [[r["pipeline"], r["offered"], r["messages"], r["lost"], r["msgs_per_s"], _blank(r["p50_ms"]),
                   _blank(r["p95_ms"]), _blank(r["p99_ms"]),
-                  "" if r["vs_in_process"] is None else f"{r['vs_in_process']:.0%}"]
+                  "" if r["vs_in_process"] is None else f"{r['vs_in_process']:.0%}",
+                  _blank(r.get("mean_batch")), _share(r.get("decode_busy")), _blank(r.get("decode_ms_per_msg")),
+                  _blank(r.get("translator_cpu_per_s"))]
                  for r in rows])
     print(f"load average (1, 5, 15 min) before/after: {results['load_average']['before']} / "
           f"{results['load_average']['after']}")
     if "in_process_msgs_per_s" in results:
-        print(f"in-process ceiling (median round): {results['in_process_msgs_per_s']:,.0f} messages/s; "
+        print(f"in-process ceiling (median round): {results['in_process_msgs_per_s']:,.0f} messages/s "
+              f"({1000 / results['in_process_msgs_per_s']:.3f} decode ms per message); "
               f"model pipeline capacity, median of {results['settings']['rounds']} rounds: "
               f"{results['capacity_vs_in_process']:.0%} of in-process (target {MODEL_TARGET:.0%})")
     for row in rows:
@@ -368,6 +399,10 @@ def report(results: dict) -> None:
 
 def _blank(value):
     return "" if value is None else value
+
+
+def _share(value):
+    return "" if value is None else f"{value:.0%}"
 
 
 def main() -> int:

@@ -84,9 +84,10 @@ class TranslatorDeployment:
         return {"route": self._route.name, "model": self._model.name, "version": self._model.version}
 
     def stats(self) -> dict:
-        """Decode throughput and batch latency over the last telemetry.WINDOW_S seconds."""
+        """Decode throughput and batch latency over the last telemetry.WINDOW_S seconds, and the
+        decode totals since the replica started (telemetry.DecodeTotals)."""
         return {"route": self._route.name, "model_version": self._model.version,
-                **self._telemetry.window.summary()}
+                **self._telemetry.window.summary(), "totals": self._telemetry.totals.snapshot()}
 
 
 class KafkaIngress:

@@ -63,7 +63,7 @@ def collect(bootstrap: str, security: KafkaSecurity | None = None) -> list[AppSt
 def _app_status(app_name: str, deployments: dict[str, Any], bootstrap: str,
                 security: KafkaSecurity | None) -> AppStatus:
     names = [n for n in sorted(deployments) if n == INGRESS_NAME or n.startswith(TRANSLATOR_PREFIX)]
-    stats = {name: _replica_stats(app_name, name) for name in names}
+    stats = {name: replica_stats(app_name, name) for name in names}
     reports = [_deployment_status(name, deployments[name], stats[name]) for name in names]
     ingress = stats[INGRESS_NAME]
     group_id = next((s["group_id"] for s in ingress), "")
@@ -71,7 +71,7 @@ def _app_status(app_name: str, deployments: dict[str, Any], bootstrap: str,
     return AppStatus(app_name, group_id, reports, group_lag(bootstrap, group_id, topics, security) if group_id else {})
 
 
-def _replica_stats(app_name: str, deployment: str) -> list[dict[str, Any]]:
+def replica_stats(app_name: str, deployment: str) -> list[dict[str, Any]]:
     """Each live replica's stats(); a replica that does not answer (stopping) is left out."""
     from ray import serve
 

@@ -12,6 +12,7 @@ Cost on the poll loop: counters move once per poll or delivery (not per message)
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
@@ -155,6 +156,26 @@ class IngressTelemetry:
         self.lags = {f"{tp.topic}-{tp.partition}": behind for tp, behind in sorted(lags.items())}
 
 
+@dataclasses.dataclass
+class DecodeTotals:
+    """What a translator replica has decoded since it started. Cumulative, so a reader can diff
+    two snapshots over any span it chooses (the rolling window is fixed at WINDOW_S): batch sizes
+    and how busy the decoder was, e.g. under an offered load (bench/stream_bench.py)."""
+    batches: int = 0
+    messages: int = 0
+    decode_s: float = 0.0    # wall time inside decode calls
+
+    def add(self, messages: int, seconds: float) -> None:
+        self.batches += 1
+        self.messages += messages
+        self.decode_s += seconds
+
+    def snapshot(self) -> dict[str, float]:
+        """The totals, and the replica process's CPU seconds so far (all its threads: the decode,
+        Serve's event loop, pickling), to set against decode_s."""
+        return {**dataclasses.asdict(self), "cpu_s": time.process_time()}
+
+
 class TranslatorTelemetry:
     """Decode batch sizes and latencies of one translator replica, by route and model version
     (a canary's replicas report its version)."""
@@ -168,8 +189,10 @@ class TranslatorTelemetry:
         self._decode = metrics.Histogram("s2s_decode_latency_ms", description="Time to decode one batch",
                                          boundaries=LATENCY_BOUNDARIES_MS, tag_keys=("route", "model"))
         self.window = RollingWindow()
+        self.totals = DecodeTotals()
 
     def decoded(self, messages: int, seconds: float) -> None:
         self._batch.observe(messages, tags=self._tags)
         self._decode.observe(seconds * 1000, tags=self._tags)
         self.window.add(messages, [seconds * 1000])
+        self.totals.add(messages, seconds)

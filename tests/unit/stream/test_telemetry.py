@@ -3,8 +3,8 @@ import itertools
 
 from s2s.stream import headers as hdr
 from s2s.stream.polled import OutRecord
-from s2s.stream.telemetry import (LATENCY_SAMPLES, METRICS, RollingWindow, _model_version, dead_letter_reasons,
-                                  end_to_end_ms, percentile, prometheus_names, spread)
+from s2s.stream.telemetry import (LATENCY_SAMPLES, METRICS, DecodeTotals, RollingWindow, _model_version,
+                                  dead_letter_reasons, end_to_end_ms, percentile, prometheus_names, spread)
 
 from .fakes import Record
 
@@ -53,3 +53,16 @@ def test_answers_are_counted_by_the_model_version_they_carry():
     answer = OutRecord("out", b"k", b"v", [(hdr.SOURCE_TOPIC, b"in"), (hdr.MODEL_VERSION, b"20261201T101500")])
     assert _model_version(answer) == "20261201T101500"
     assert _model_version(OutRecord("dlq", None, b"", [(hdr.ERROR_REASON, b"bad_json")])) == ""
+
+
+def test_decode_totals_accumulate_and_snapshot_with_the_process_cpu_time():
+    totals = DecodeTotals()
+    first = totals.snapshot()
+    totals.add(64, 0.25)
+    totals.add(3, 0.05)
+    sum(i * i for i in range(200_000))                     # some CPU time between the snapshots
+    second = totals.snapshot()
+    assert (first["batches"], first["messages"], first["decode_s"]) == (0, 0, 0.0)
+    assert (second["batches"], second["messages"]) == (2, 67)
+    assert abs(second["decode_s"] - 0.30) < 1e-9
+    assert second["cpu_s"] > first["cpu_s"]

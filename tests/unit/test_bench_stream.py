@@ -1,0 +1,24 @@
+"""bench/stream_bench.py's reading of the translators' decode totals between two snapshots."""
+from __future__ import annotations
+
+import pytest
+
+from bench.stream_bench import decoder_use
+
+
+def test_decoder_use_is_the_difference_of_two_snapshots_over_their_span():
+    before = {"batches": 10, "messages": 1000, "decode_s": 2.0, "cpu_s": 30.0, "at": 100.0}
+    after = {"batches": 30, "messages": 5000, "decode_s": 5.0, "cpu_s": 33.5, "at": 104.0}
+    use = decoder_use(before, after)
+    assert use["decode_batches"] == 20
+    assert use["mean_batch"] == 200
+    assert use["decode_ms_per_msg"] == pytest.approx(0.75)      # 3 s over 4,000 messages
+    assert use["decode_busy"] == pytest.approx(0.75)            # 3 s of the 4 s span
+    assert use["translator_cpu_per_s"] == pytest.approx(0.875)
+
+
+def test_decoder_use_of_a_span_without_decodes_has_no_batch_figures():
+    same = {"batches": 3, "messages": 9, "decode_s": 0.5, "cpu_s": 1.0, "at": 5.0}
+    use = decoder_use(same, {**same, "at": 7.0})
+    assert use["mean_batch"] is None and use["decode_ms_per_msg"] is None
+    assert use["decode_busy"] == 0.0
