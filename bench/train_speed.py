@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/train_speed.py [--steps 20] [--rounds 3]
 
-All variants train on the same Bible en->fr batches (BPE 8k shared, 6,000-token
-batches) with the same model size as Joey NMT's RNN recipe (bi-LSTM 256 encoder,
-LSTM 512 decoder, 256 embeddings). Variants run in interleaved rounds so the
+All variants train on the same Bible en->fr batches with the sizes of the peers benchmark
+(bench/peers/settings.py: BPE 8k shared, 4,000-token batches, whatever the shipped config's
+recipe) and the same model size as Joey NMT's RNN recipe (bi-LSTM 256 encoder, LSTM 512
+decoder, 256 embeddings). Variants run in interleaved rounds so the
 machine's noise hits them alike:
   s2s-parallel   the s2s model without input feeding (decoder over all steps at once)
   s2s-feeding    the s2s model with input feeding (a loop over target steps)
@@ -24,6 +25,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import print_table, write_results  # noqa: E402
+from bench.peers.settings import FULL as PEERS  # noqa: E402
 from s2s.config import load_config  # noqa: E402
 from s2s.corpus import read_corpus  # noqa: E402
 from s2s.loss import sequence_loss  # noqa: E402
@@ -106,15 +108,24 @@ def time_steps(name, model, batches, cfg) -> tuple[int, float]:
     return tokens, time.perf_counter() - started
 
 
+def peer_sized(cfg, args):
+    """`cfg` with the vocabulary and batch size the speed comparison is made at."""
+    tokenizer = cfg.data.tokenizer.replace(vocab_size=args.vocab_size)
+    return cfg.replace(data=cfg.data.replace(tokenizer=tokenizer),
+                       training=cfg.training.replace(batch_tokens=args.batch_tokens))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default="configs/bible-en-fr.yaml")
     parser.add_argument("--steps", type=int, default=15, help="timed batches per variant per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--vocab-size", type=int, default=PEERS.vocab_size)
+    parser.add_argument("--batch-tokens", type=int, default=PEERS.batch_tokens)
     args = parser.parse_args()
     set_threads(args.threads)
-    cfg = load_config(args.config)
+    cfg = peer_sized(load_config(args.config), args)
     table = read_corpus(cfg.data.train)
     src_vocab, tgt_vocab = learn_vocabularies(table.column("src").to_pylist(),
                                               table.column("tgt").to_pylist(), cfg.data.tokenizer)
