@@ -52,13 +52,15 @@ def test_serve_produce_consume_by_hand(tmp_path, kafka_bootstrap, topic_factory,
         produced = subprocess.run([*S2S, "produce", "--topic", topics["in"], "--key-sep", "TAB",
                                    "--bootstrap", kafka_bootstrap], input="\n".join(lines) + "\n",
                                   capture_output=True, text=True, timeout=60)
-        assert produced.returncode == 0, produced.stderr
-        consumed = subprocess.run([*S2S, "consume", "--topic", topics["out"], "--count", "2", "--timeout", "180",
-                                   "--from-beginning", "--headers", "--bootstrap", kafka_bootstrap],
-                                  capture_output=True, text=True, timeout=200)
-        assert consumed.returncode == 0, consumed.stderr
+        consumed = produced.returncode == 0 and subprocess.run(
+            [*S2S, "consume", "--topic", topics["out"], "--count", "2", "--timeout", "180",
+             "--from-beginning", "--headers", "--bootstrap", kafka_bootstrap],
+            capture_output=True, text=True, timeout=200)
     finally:
         log = interrupt(server)
+    # The server's own output goes with every failure: without it a stall says nothing of why.
+    assert produced.returncode == 0, f"{produced.stderr}\ns2s serve printed:\n{log[-4000:]}"
+    assert consumed.returncode == 0, f"{consumed.stderr}\ns2s serve printed:\n{log[-4000:]}"
     assert server.returncode == 0, log[-3000:]
 
     expected = Translator.from_checkpoint(toy_model, device="cpu").best(["1 2 a", "b c 3 d"])
