@@ -9,17 +9,19 @@ real answer building) whose translator calls are answered in-process by the iden
 a private Kafka broker (or $S2S_KAFKA_BOOTSTRAP's). One backlog is produced once; each round
 drains all of it once with the relay below, once with the baseline's code (with --baseline) and
 once with this checkout's, in turns, each in a fresh process with a fresh consumer group, so all
-read the same records from the same broker in the same minutes. The rate is records answered per second from the first record
+read the same records from the same broker in the same minutes (each child has 900 s, then it is
+killed and the benchmark fails). The rate is records answered per second from the first record
 polled to the last answer acknowledged (the group join is left out); "CPU s per s" is the
 process's CPU time over the same span (all its threads: near 1.0, the one interpreter is
 saturated, and work moved between its threads cannot raise the rate). The baseline is checked
 out into a temporary git worktree, removed afterwards.
 
-The "kafka-python relay" row is the ceiling the client library sets: the same consumer and producer
-settings, a loop that sends each polled record straight back out (with a copy of the headers an
-answer carries), flushes after each poll and commits every commit_interval_ms as the
-at-least-once delivery does, and no s2s code. No ingress built on kafka-python in one interpreter can beat it, so the loop's rate
-over the relay's says how much of the ingress's cost is s2s's own.
+The "kafka-python relay" row is the ceiling the client library sets: the same consumer and
+producer settings, a loop that sends each polled record straight back out (with a copy of the
+headers an answer carries), flushes after each poll and commits every commit_interval_ms as the
+at-least-once delivery does, and no s2s code. No ingress built on kafka-python in one
+interpreter can beat it, so the loop's rate over the relay's says how much of the ingress's
+cost is s2s's own.
 """
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ from bench.common import print_table, write_results  # noqa: E402
 from s2s.localhost import free_ports  # noqa: E402
 from s2s.stream.local import replicas_at_normal_priority  # noqa: E402
 from tests.support.serve import private_serve  # noqa: E402
-from s2s.stream.telemetry import percentile  # noqa: E402
+from s2s.stream.telemetry import DecodeTotals, percentile  # noqa: E402
 
 KAFKA_SH = REPO / "cluster" / "kafka" / "kafka.sh"
 TOKENS = list("abcdefghij") + [str(n) for n in range(10)]
@@ -138,7 +138,7 @@ class Timing:
                 "p99_ms": percentile(latencies, 99)}
 
 
-DECODE_TOTALS = ("batches", "messages", "decode_s", "cpu_s")   # telemetry.DecodeTotals.snapshot()
+DECODE_TOTALS = tuple(DecodeTotals().snapshot())   # batches, messages, decode_s, cpu_s
 
 
 def decoder_use(before: dict, after: dict) -> dict[str, float | None]:

@@ -42,8 +42,8 @@ def config(s: Settings, data_dir: Path, name: str = "peers-s2s", input_feeding: 
         copy_attention=False, coverage=False)
     raw.setdefault("training", {}).update(
         seed=s.seed, epochs=s.epochs, max_minutes=s.minutes, batch_tokens=s.batch_tokens,
-        lr=s.lr, warmup_steps=s.lr_warmup_steps, lr_schedule="plateau", min_lr=s.min_lr, plateau_patience=s.plateau_patience,
-        plateau_factor=s.plateau_factor, clip_norm=s.clip_norm,
+        lr=s.lr, warmup_steps=s.lr_warmup_steps, lr_schedule="plateau", min_lr=s.min_lr,
+        plateau_patience=s.plateau_patience, plateau_factor=s.plateau_factor, clip_norm=s.clip_norm,
         label_smoothing=s.label_smoothing, eval_every=s.eval_every, log_every=s.log_every,
         early_stopping=0, dev_sentences=s.dev_sentences, threads=s.threads, device="cpu",
         average_last=0)
