@@ -3,6 +3,7 @@
     .venv/bin/python bench/stream_bench.py
     .venv/bin/python bench/stream_bench.py --model runs/toy-reverse/best --messages 3000 --rounds 1
     .venv/bin/python bench/stream_bench.py --pipelines identity    # the pipeline's own cost only
+    .venv/bin/python bench/stream_bench.py --model runs/bible-en-fr/best --texts verses.txt --precisions fp32,int8
 
 Starts what it needs and stops it afterwards: a private Kafka broker (unless
 $S2S_KAFKA_BOOTSTRAP names a cluster), a private Ray instance, and, without --model, a toy reverse
@@ -18,6 +19,11 @@ model trained into a temporary directory (~30 s). It then measures
    and achieved messages/s;
 3. the identity model (a loader that returns the text) the same way: the pipeline's own cost.
 
+With ``--precisions fp32,int8`` every capacity round measures the model in both forms in turns
+(the int8 one is the route's ``quantize: int8``, and its ceiling decodes in int8 in-process
+too), and the offered-load runs follow for each; the summary gives the int8 backlog's rate as a
+multiple of the fp32 one's, round by round.
+
 Results go to bench/results/stream_bench.json and a table is printed.
 """
 from __future__ import annotations
@@ -27,6 +33,7 @@ import dataclasses
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,14 +108,19 @@ def read_texts(path: str | None, count: int) -> list[str]:
 
 # -- measurements -----------------------------------------------------------------------------
 
-def in_process_rate(model: Path, texts: list[str], batch: int, threads: int) -> float:
+def route_quantize(precision: str) -> str | None:
+    """A route's ``quantize`` for a --precisions entry: fp32 is the checkpoint as stored."""
+    return None if precision == "fp32" else precision
+
+
+def in_process_rate(model: Path, texts: list[str], batch: int, threads: int, precision: str = "fp32") -> float:
     """Messages/s of Translator.best over ``texts`` in calls of ``batch``, on ``threads`` threads."""
     import torch
 
     from s2s.prediction import Translator
 
     torch.set_num_threads(threads)
-    translator = Translator.from_checkpoint(model, device="cpu")
+    translator = Translator.from_checkpoint(model, device="cpu", quantize=route_quantize(precision))
     translator.best(texts[:batch])  # warm-up
     started = time.perf_counter()
     for start in range(0, len(texts), batch):
@@ -207,10 +219,12 @@ class AnswerReader:
 class Pipeline:
     """One deployed streaming app on fresh topics, fed and read by this process."""
 
-    def __init__(self, bootstrap: str, model: str, loader: str, args: argparse.Namespace):
+    def __init__(self, bootstrap: str, model: str, loader: str, args: argparse.Namespace,
+                 precision: str = "fp32"):
         from s2s.stream.kafka_admin import create_topics
 
         self.bootstrap, self.model, self.loader, self.args = bootstrap, model, loader, args
+        self.quantize = route_quantize(precision)
         suffix = uuid.uuid4().hex[:8]
         self.name = f"bench-{suffix}"
         self.topics = {role: f"bench-{role}-{suffix}" for role in ("in", "out", "dlq")}
@@ -229,7 +243,8 @@ class Pipeline:
             "ingress": {"num_replicas": self.args.ingress_replicas, "num_cpus": 0.5},
             "routes": [{"name": "bench", "input_topic": self.topics["in"], "output_topic": self.topics["out"],
                         "model": self.model, "loader": self.loader, "device": "cpu",
-                        "num_cpus": self.args.decode_threads, "max_batch_size": self.args.batch}]})
+                        "num_cpus": self.args.decode_threads, "max_batch_size": self.args.batch,
+                        "quantize": self.quantize}]})
         serve.run(build_app(config), name=self.name, route_prefix=None)
 
     def run(self, texts: list[str], rate: float, tag: str, backlog: bool = False) -> dict[str, float]:
@@ -273,26 +288,41 @@ class Pipeline:
         delete_topics(self.bootstrap, self.topics.values())
 
 
-def capacity_rounds(bootstrap: str, model: Path, texts: list[str], args: argparse.Namespace) -> list[dict]:
-    """Backlog rate against the in-process ceiling, round by round (see the module docstring)."""
-    def ceiling() -> float:
-        return in_process_rate(model, texts, args.batch, args.decode_threads)
+def capacity_rounds(bootstrap: str, model: Path, texts: list[str], args: argparse.Namespace,
+                    precisions: list[str]) -> list[dict]:
+    """Backlog rate against the in-process ceiling, round by round (see the module docstring),
+    each round measuring every precision in turns."""
+    def ceilings() -> dict[str, float]:
+        return {p: in_process_rate(model, texts, args.batch, args.decode_threads, p) for p in precisions}
 
-    before, rounds = ceiling(), []
+    before, rounds = ceilings(), []
     for number in range(1, args.rounds + 1):
-        pipeline = Pipeline(bootstrap, str(model), MODEL_LOADER, args)
-        try:
-            backlog = pipeline.run(texts, 0, f"model-backlog-{number}", backlog=True)
-        finally:
-            pipeline.delete()
-        after = ceiling()
-        in_process = (before + after) / 2
-        rounds.append({"pipeline": "model", "offered": f"backlog {number}", **backlog,
-                       "in_process_msgs_per_s": in_process, "vs_in_process": backlog["msgs_per_s"] / in_process})
-        print(f"round {number}: in-process {before:,.0f} / {after:,.0f} msg/s, pipeline {backlog['msgs_per_s']:,.0f} "
-              f"msg/s = {rounds[-1]['vs_in_process']:.0%}")
+        backlogs = {p: backlog_rate(bootstrap, model, texts, args, p, number) for p in precisions}
+        after = ceilings()
+        for p in precisions:
+            in_process = (before[p] + after[p]) / 2
+            rounds.append({"pipeline": model_pipeline(p), "offered": f"backlog {number}", **backlogs[p],
+                           "in_process_msgs_per_s": in_process,
+                           "vs_in_process": backlogs[p]["msgs_per_s"] / in_process})
+            print(f"round {number} {p}: in-process {before[p]:,.0f} / {after[p]:,.0f} msg/s, pipeline "
+                  f"{backlogs[p]['msgs_per_s']:,.0f} msg/s = {rounds[-1]['vs_in_process']:.0%}")
         before = after
     return rounds
+
+
+def backlog_rate(bootstrap: str, model: Path, texts: list[str], args: argparse.Namespace, precision: str,
+                 number: int) -> dict:
+    """One backlog drained by a fresh deployment of the model in ``precision``."""
+    pipeline = Pipeline(bootstrap, str(model), MODEL_LOADER, args, precision)
+    try:
+        return pipeline.run(texts, 0, f"model-{precision}-backlog-{number}", backlog=True)
+    finally:
+        pipeline.delete()
+
+
+def model_pipeline(precision: str) -> str:
+    """The rows' pipeline name: "model" for fp32 (as before --precisions), else "model-int8"."""
+    return "model" if precision == "fp32" else f"model-{precision}"
 
 
 def median_round(rounds: list[dict]) -> dict:
@@ -300,10 +330,10 @@ def median_round(rounds: list[dict]) -> dict:
 
 
 def bench_pipeline(kind: str, bootstrap: str, model: str, loader: str, texts: list[str], rates: list[float],
-                   args: argparse.Namespace, backlog: bool = True) -> list[dict]:
+                   args: argparse.Namespace, backlog: bool = True, precision: str = "fp32") -> list[dict]:
     """Capacity from a backlog (or, with ``backlog`` False, an untimed warm-up), then latency at
     each offered rate, on one deployment."""
-    pipeline = Pipeline(bootstrap, model, loader, args)
+    pipeline = Pipeline(bootstrap, model, loader, args, precision)
     rows = []
     try:
         if backlog:
@@ -341,7 +371,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=300.0, help="per run, for the answers to arrive")
     p.add_argument("--pipelines", default="model,identity",
                    help="which to measure: model (capacity rounds, then offered load), identity, or both")
-    return p.parse_args()
+    p.add_argument("--precisions", default="fp32",
+                   help="the model's forms, measured in turns: fp32 (as stored) and/or int8 (quantize: int8)")
+    args = p.parse_args()
+    unknown = set(args.precisions.split(",")) - {"fp32", "int8"}
+    if unknown:
+        p.error(f"--precisions takes fp32 and int8, not {', '.join(sorted(unknown))}")
+    return args
 
 
 def run(args: argparse.Namespace, broker: Broker, workdir: Path) -> dict:
@@ -360,19 +396,35 @@ def run(args: argparse.Namespace, broker: Broker, workdir: Path) -> dict:
 
 
 def bench_model(args: argparse.Namespace, broker: Broker, workdir: Path) -> dict:
-    """Capacity rounds against the in-process ceiling, then offered load at fractions of it."""
+    """Capacity rounds against the in-process ceiling, then offered load at fractions of it, for
+    each precision."""
     model = Path(args.model) if args.model else train_toy(workdir)
     texts = read_texts(args.texts, args.messages)
-    rounds = capacity_rounds(broker.bootstrap, model, texts, args)
-    median = median_round(rounds)
-    ceiling = median["in_process_msgs_per_s"]
-    model_rates = [ceiling * float(f) for f in args.model_fractions.split(",")]
-    rated = bench_pipeline("model", broker.bootstrap, str(model), MODEL_LOADER, texts, model_rates, args,
-                           backlog=False)
-    for row in rated:
-        row["vs_in_process"] = row["msgs_per_s"] / ceiling
-    return {"model": str(model), "in_process_msgs_per_s": ceiling,
-            "capacity_vs_in_process": median["vs_in_process"], "rows": rounds + rated}
+    precisions = args.precisions.split(",")
+    rounds = capacity_rounds(broker.bootstrap, model, texts, args, precisions)
+    results: dict = {"model": str(model), "rows": list(rounds), "precisions": {}}
+    for precision in precisions:
+        median = median_round([r for r in rounds if r["pipeline"] == model_pipeline(precision)])
+        ceiling = median["in_process_msgs_per_s"]
+        model_rates = [ceiling * float(f) for f in args.model_fractions.split(",")]
+        rated = bench_pipeline(model_pipeline(precision), broker.bootstrap, str(model), MODEL_LOADER, texts,
+                               model_rates, args, backlog=False, precision=precision)
+        for row in rated:
+            row["vs_in_process"] = row["msgs_per_s"] / ceiling
+        results["rows"] += rated
+        results["precisions"][precision] = {"in_process_msgs_per_s": ceiling,
+                                            "capacity_vs_in_process": median["vs_in_process"]}
+    if "int8" in precisions and "fp32" in precisions:
+        results["int8_vs_fp32_backlog"] = backlog_ratios(rounds, "int8", "fp32")
+    return results
+
+
+def backlog_ratios(rounds: list[dict], precision: str, baseline: str) -> list[float]:
+    """Per capacity round, ``precision``'s backlog msg/s over ``baseline``'s in the same round."""
+    rates: dict[str, dict[str, float]] = {}
+    for row in rounds:
+        rates.setdefault(row["offered"], {})[row["pipeline"]] = row["msgs_per_s"]
+    return [r[model_pipeline(precision)] / r[model_pipeline(baseline)] for r in rates.values()]
 
 
 def report(results: dict) -> None:
@@ -387,11 +439,15 @@ def report(results: dict) -> None:
                  for r in rows])
     print(f"load average (1, 5, 15 min) before/after: {results['load_average']['before']} / "
           f"{results['load_average']['after']}")
-    if "in_process_msgs_per_s" in results:
-        print(f"in-process ceiling (median round): {results['in_process_msgs_per_s']:,.0f} messages/s "
-              f"({1000 / results['in_process_msgs_per_s']:.3f} decode ms per message); "
+    for precision, figures in results.get("precisions", {}).items():
+        print(f"{precision}: in-process ceiling (median round): {figures['in_process_msgs_per_s']:,.0f} messages/s "
+              f"({1000 / figures['in_process_msgs_per_s']:.3f} decode ms per message); "
               f"model pipeline capacity, median of {results['settings']['rounds']} rounds: "
-              f"{results['capacity_vs_in_process']:.0%} of in-process (target {MODEL_TARGET:.0%})")
+              f"{figures['capacity_vs_in_process']:.0%} of in-process (target {MODEL_TARGET:.0%})")
+    if "int8_vs_fp32_backlog" in results:
+        ratios = results["int8_vs_fp32_backlog"]
+        print(f"int8 backlog msg/s over fp32's, round by round: {' / '.join(f'{r:.2f}x' for r in ratios)} "
+              f"(median {statistics.median(ratios):.2f}x)")
     for row in rows:
         if row["pipeline"] == "identity" and row["offered"] == "backlog":
             print(f"identity capacity {row['msgs_per_s']:,.0f} msg/s (target {IDENTITY_TARGET:,.0f})")
