@@ -71,7 +71,8 @@ def test_per_key_order_is_kept(stream_app, toy_model):
     reader.read_until(lambda rs: len(rs) >= 140, timeout_s=120)
     records = reader.read_to_end(timeout_s=30)
     reader.close()
-    assert len(records) == 140 and len(by_key(records)) == 7
+    # A clean-clone run (2026-12-07) read 0 of 140 here: the start-up stall of README's known limits.
+    assert len(records) == 140 and len(by_key(records)) == 7, f"{len(records)} of 140 answers; ingress: {app.stats()}"
     for key, answers in by_key(records).items():
         offsets = [int(header(r, hdr.SOURCE_OFFSET)) for r in answers]
         assert offsets == sorted(offsets), f"{key!r} answered out of order"
