@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.common import print_table, write_results  # noqa: E402
 from s2s.localhost import free_ports  # noqa: E402
+from s2s.quantization import QUANTIZATIONS  # noqa: E402
 from s2s.stream.local import replicas_at_normal_priority  # noqa: E402
 from tests.support.serve import private_serve  # noqa: E402
 from s2s.stream.telemetry import DecodeTotals, percentile  # noqa: E402
@@ -57,6 +58,7 @@ TOKENS = list("abcdefghij") + [str(n) for n in range(10)]
 MODEL_TARGET = 0.80       # of the in-process ceiling
 MODEL_LOADER = "s2s.stream.models:load_checkpoint_model"
 IDENTITY_TARGET = 20_000.0  # messages/s, backlog (issue 15)
+PRECISIONS = ("fp32", *QUANTIZATIONS)  # fp32: the checkpoint as stored; the rest: a route's quantize
 
 
 # -- infrastructure ---------------------------------------------------------------------------
@@ -374,9 +376,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--precisions", default="fp32",
                    help="the model's forms, measured in turns: fp32 (as stored) and/or int8 (quantize: int8)")
     args = p.parse_args()
-    unknown = set(args.precisions.split(",")) - {"fp32", "int8"}
+    unknown = set(args.precisions.split(",")) - set(PRECISIONS)
     if unknown:
-        p.error(f"--precisions takes fp32 and int8, not {', '.join(sorted(unknown))}")
+        p.error(f"--precisions takes {', '.join(PRECISIONS)}, not {', '.join(sorted(unknown))}")
     return args
 
 

@@ -109,9 +109,9 @@ class Trainer:
         self.name, self.model, self.cfg = name, model, cfg
         self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         self.schedule = LRSchedule(self.optimizer, cfg.training)
+        model.train()
 
     def step(self, batch) -> None:
-        self.model.train()
         if self.name.startswith("s2s"):
             train_step(self.model, batch, self.optimizer, self.schedule, self.cfg.training)
         else:
