@@ -205,15 +205,19 @@ def header(record, name: str) -> str:
     return hdr.as_dict(record.headers).get(name, "")
 
 
-def replica_actor(app_name: str, deployment: str):
-    """One live replica actor of the deployment whose name starts with ``deployment`` (Serve names
+def replica_actors(app_name: str, deployment: str) -> list:
+    """The live replica actors of the deployment whose name starts with ``deployment`` (Serve names
     them SERVE_REPLICA::app#deployment#id; a translator's name ends with its model's hash)."""
     import ray
 
     prefix = f"SERVE_REPLICA::{app_name}#{deployment}"
     names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix))
     assert names, f"no replica of {deployment} in {app_name}"
-    return ray.get_actor(names[0], namespace="serve")
+    return [ray.get_actor(name, namespace="serve") for name in names]
+
+
+def replica_actor(app_name: str, deployment: str):
+    return replica_actors(app_name, deployment)[0]
 
 
 def kill_replica(app: StreamApp, deployment: str) -> None:
@@ -221,6 +225,26 @@ def kill_replica(app: StreamApp, deployment: str) -> None:
     import ray
 
     ray.kill(replica_actor(app.name, deployment), no_restart=True)
+
+
+def kill_busy_replica(app: StreamApp, deployment: str, timeout_s: float = 30) -> int:
+    """Kill a replica of ``deployment`` while it is decoding; returns the calls it had running.
+
+    Which replica a caller's handle picks is Serve's choice: a replica picked by name alone was
+    sometimes idle when killed (two ingress replicas sending few large calls), so nothing failed
+    and nothing was retried. Serve's replica actor counts its running requests (a private API,
+    as are the actor names above)."""
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        actors = replica_actors(app.name, deployment)
+        running = ray.get([actor.get_num_ongoing_requests.remote() for actor in actors], timeout=30)
+        busiest = max(range(len(actors)), key=running.__getitem__)
+        if running[busiest] or time.monotonic() > deadline:
+            ray.kill(actors[busiest], no_restart=True)
+            return running[busiest]
+        time.sleep(0.05)  # the counts change as calls arrive; there is no event to wait on
 
 
 def restart_broker(kafka_broker) -> str:
