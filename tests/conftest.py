@@ -17,6 +17,7 @@ from s2s.localhost import free_ports
 
 from s2s.stream.kafka_admin import BOOTSTRAP_ENV, create_topics, delete_topics
 from tests.support.kafka import wait_for_broker
+from tests.support.reports import PHASE_REPORTS
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 
@@ -283,3 +284,14 @@ def kafka_cluster3() -> Iterator[KafkaCluster]:
         yield cluster
     finally:
         stop_test_cluster(cluster)
+
+
+# =============================================================================================
+# Reports: each test's outcome per phase, for fixtures whose teardown explains a failure
+# =============================================================================================
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    item.stash.setdefault(PHASE_REPORTS, {})[report.when] = report
+    return report

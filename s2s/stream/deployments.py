@@ -31,6 +31,7 @@ from concurrent.futures import Future
 from kafka import KafkaConsumer, KafkaProducer
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
 
 from .polled import TranslatorCrashed, TranslatorTimeout
@@ -53,6 +54,7 @@ class TranslatorDeployment:
     """Decodes lists of DecodeItems with one model; one TranslateResult per list."""
 
     def __init__(self, route: RouteConfig, loader: str | Loader | None = None, role: str = "translator"):
+        log_through_serve()
         self._route = route
         self._model = load_route_model(resolve_loader(loader or route.loader), route)
         _limit_torch_threads(route.num_cpus)
@@ -96,6 +98,7 @@ class KafkaIngress:
     def __init__(self, config: StreamConfig, translators: dict[str, DeploymentHandle],
                  quarantines: dict[str, DeploymentHandle]):
         """``translators`` and ``quarantines``: handles by deployment name (names.py)."""
+        log_through_serve()
         self._config = config
         self._translators = translators
         self._quarantines = quarantines
@@ -208,6 +211,25 @@ class KafkaIngress:
         stop.set()
         self._thread.join(timeout=self._config.ingress.drain_timeout_s + 10)
         self._calls.call_soon_threadsafe(self._calls.stop)
+
+
+def log_through_serve() -> None:
+    """In a Serve replica, send s2s's log lines (partitions assigned, rewinds, deferred
+    deliveries, the model loaded) where Serve writes the replica's own: its file under the
+    session's logs/serve/ and stderr, tagged with the replica. Left alone, a replica had no
+    handler for them, and Python's last-resort handler printed the warnings alone, to stderr
+    alone. Elsewhere (a driver, a test) logging stays the caller's."""
+    try:
+        serve.get_replica_context()
+    except RayServeException:
+        return
+    ours, serves = logging.getLogger("s2s"), logging.getLogger("ray.serve")
+    if ours.handlers:
+        return  # the other deployment class of this process did it
+    ours.setLevel(logging.INFO)
+    for handler in serves.handlers:
+        ours.addHandler(handler)
+    ours.propagate = False  # Serve's logger does not propagate either: each line written once
 
 
 def _limit_torch_threads(num_cpus: float) -> None:

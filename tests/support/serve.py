@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 
 @contextlib.contextmanager
@@ -29,3 +30,24 @@ def private_serve(runtime_env: dict | None = None) -> Iterator[None]:
             print(f"Ray's temp dir with the replicas' logs kept: {ray_dir}")
         else:
             shutil.rmtree(ray_dir, ignore_errors=True)
+
+
+def replica_stderr_tails(app_name: str, lines: int = 60) -> str:
+    """The last ``lines`` of every replica process of ``app_name`` that wrote to stderr, where
+    Serve's own log lines and s2s's warnings (rewinds, poll-loop errors) land. For failures
+    that show only in the full suite: the Ray temp dir is gone by the time anyone looks."""
+    import ray
+
+    node = ray._private.worker._global_node  # the only handle on the session's log directory
+    if node is None:
+        return "(no Ray node in this process)"
+    marker = f":actor_name:ServeReplica:{app_name}:"
+    tails = []
+    for path in sorted(Path(node.get_logs_dir_path()).glob("worker-*.err")):
+        with open(path, errors="replace") as file:
+            text = file.read()
+        if marker in text[:500]:  # Ray writes the actor's name at the top of its worker's files
+            actor = text[text.index(marker) + len(":actor_name:"):].split("\n", 1)[0]
+            tails.append(f"--- {actor} ({path.name}), last {lines} lines ---\n"
+                         + "\n".join(text.splitlines()[-lines:]))
+    return "\n".join(tails) or f"(no replica of {app_name} wrote to stderr)"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.serve import private_serve
+from tests.support.reports import failed_so_far
+from tests.support.serve import private_serve, replica_stderr_tails
 
 from .streams import StreamApp
 
@@ -46,8 +47,10 @@ def ray_serve() -> Iterator[None]:
 
 
 @pytest.fixture
-def stream_app(ray_serve, kafka_bootstrap, topic_factory) -> Iterator[Callable[..., StreamApp]]:
-    """``deploy(model, **options) -> StreamApp`` on fresh 3-partition topics; deleted afterwards."""
+def stream_app(request, ray_serve, kafka_bootstrap, topic_factory) -> Iterator[Callable[..., StreamApp]]:
+    """``deploy(model, **options) -> StreamApp`` on fresh 3-partition topics; deleted afterwards.
+    When the test failed, the replicas' stderr (Serve's log lines, s2s's warnings) is printed
+    first, so a failure seen only in the full suite still says what the replicas saw."""
     from ray import serve
 
     deployed: list[StreamApp] = []
@@ -60,4 +63,6 @@ def stream_app(ray_serve, kafka_bootstrap, topic_factory) -> Iterator[Callable[.
 
     yield deploy
     for app in deployed:
+        if failed_so_far(request):
+            print(replica_stderr_tails(app.name))
         serve.delete(app.name)

@@ -1,10 +1,14 @@
 """The ingress's calls to its translators and quarantines, with fake Serve handles."""
 import asyncio
+import logging
 import time
 from types import SimpleNamespace
 
+import pytest
+
 from s2s.stream.config import stream_config_from_dict
-from s2s.stream.deployments import KafkaIngress
+from s2s.stream import deployments
+from s2s.stream.deployments import KafkaIngress, log_through_serve
 from s2s.stream.models import TranslateResult
 from s2s.stream.names import quarantine_name, translator_name
 
@@ -61,3 +65,37 @@ def test_translator_calls_are_not_serialized():
     results = asyncio.run(call_many(ingress, route, 10, alone=False))
     assert all(isinstance(r, TranslateResult) for r in results), results
     assert ingress._translators[translator_name(route)].most_at_once == 10
+
+
+@pytest.fixture
+def loggers():
+    """The s2s and ray.serve loggers as they were, restored after the test."""
+    names = ("s2s", "ray.serve")
+    saved = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level,
+                    logging.getLogger(name).propagate) for name in names}
+    for name in names:
+        logging.getLogger(name).handlers.clear()
+    yield {name: logging.getLogger(name) for name in names}
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def test_in_a_replica_s2s_info_lines_go_through_serves_handlers_once(loggers, monkeypatch):
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    loggers["ray.serve"].addHandler(handler)  # what Serve sets up in a replica before our __init__
+    monkeypatch.setattr(deployments.serve, "get_replica_context", lambda: SimpleNamespace())
+    log_through_serve()
+    log_through_serve()  # the ingress and a translator in one process: still one handler each
+    logging.getLogger("s2s.stream.poll_loop").info("assigned %s", ["in-0"])
+    assert lines == ["assigned ['in-0']"]
+
+
+def test_outside_a_replica_the_s2s_logger_is_left_alone(loggers):
+    loggers["ray.serve"].addHandler(logging.StreamHandler())  # a driver's, after serve.run
+    log_through_serve()
+    assert loggers["s2s"].handlers == [] and loggers["s2s"].propagate
