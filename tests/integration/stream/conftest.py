@@ -64,5 +64,6 @@ def stream_app(request, ray_serve, kafka_bootstrap, topic_factory) -> Iterator[C
     yield deploy
     for app in deployed:
         if failed_so_far(request):
+            print(app.describe_topics())
             print(replica_stderr_tails(app.name))
         serve.delete(app.name)

@@ -80,6 +80,17 @@ class StreamApp:
 
         return app_stats(self.name)
 
+    def describe_topics(self) -> str:
+        """End offsets of the app's topics and its group's lag: whether answers were written at
+        all tells a stalled app from a reader that read nothing."""
+        from s2s.stream.status import group_lag
+
+        try:
+            ends = {role: end_offsets(self.bootstrap, topic) for role, topic in self.topics.items()}
+            return f"end offsets {ends}; group lag {group_lag(self.bootstrap, self.group_id, [self.topics['in']])}"
+        except Exception as err:  # noqa: BLE001 - a failure report must not fail in turn
+            return f"topics not described: {err!r}"
+
     def ingress_replicas(self) -> int:
         """Running ingress replicas as Serve counts them."""
         from ray import serve
