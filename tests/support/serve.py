@@ -45,9 +45,10 @@ def replica_stderr_tails(app_name: str, lines: int = 60) -> str:
     tails = []
     for path in sorted(Path(node.get_logs_dir_path()).glob("worker-*.err")):
         with open(path, errors="replace") as file:
-            text = file.read()
-        if marker in text[:500]:  # Ray writes the actor's name at the top of its worker's files
-            actor = text[text.index(marker) + len(":actor_name:"):].split("\n", 1)[0]
-            tails.append(f"--- {actor} ({path.name}), last {lines} lines ---\n"
-                         + "\n".join(text.splitlines()[-lines:]))
+            head = file.read(500)  # Ray writes the actor's name at the top of its worker's files
+            if marker not in head:
+                continue
+            text = head + file.read()
+        actor = head[head.index(marker) + len(":actor_name:"):].split("\n", 1)[0]
+        tails.append(f"--- {actor} ({path.name}), last {lines} lines ---\n" + "\n".join(text.splitlines()[-lines:]))
     return "\n".join(tails) or f"(no replica of {app_name} wrote to stderr)"

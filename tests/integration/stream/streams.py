@@ -227,19 +227,16 @@ def replica_actors(app_name: str, deployment: str) -> list:
     return [ray.get_actor(name, namespace="serve") for name in names]
 
 
-def replica_actor(app_name: str, deployment: str):
-    return replica_actors(app_name, deployment)[0]
-
-
 def kill_replica(app: StreamApp, deployment: str) -> None:
     """Kill one replica of ``deployment`` the hard way; Serve starts a replacement."""
     import ray
 
-    ray.kill(replica_actor(app.name, deployment), no_restart=True)
+    ray.kill(replica_actors(app.name, deployment)[0], no_restart=True)
 
 
 def kill_busy_replica(app: StreamApp, deployment: str, timeout_s: float = 30) -> int:
-    """Kill a replica of ``deployment`` while it is decoding; returns the calls it had running.
+    """Kill a replica of ``deployment`` while it is decoding (the busiest one found within
+    ``timeout_s``); returns the calls it had running.
 
     Which replica a caller's handle picks is Serve's choice: a replica picked by name alone was
     sometimes idle when killed (two ingress replicas sending few large calls), so nothing failed
@@ -247,15 +244,17 @@ def kill_busy_replica(app: StreamApp, deployment: str, timeout_s: float = 30) ->
     as are the actor names above)."""
     import ray
 
-    deadline = time.monotonic() + timeout_s
-    while True:
+    busiest: dict = {}
+
+    def one_is_busy() -> bool:
         actors = replica_actors(app.name, deployment)
         running = ray.get([actor.get_num_ongoing_requests.remote() for actor in actors], timeout=30)
-        busiest = max(range(len(actors)), key=running.__getitem__)
-        if running[busiest] or time.monotonic() > deadline:
-            ray.kill(actors[busiest], no_restart=True)
-            return running[busiest]
-        time.sleep(0.05)  # the counts change as calls arrive; there is no event to wait on
+        busiest["actor"], busiest["running"] = max(zip(actors, running), key=lambda pair: pair[1])
+        return busiest["running"] > 0
+
+    wait_for(one_is_busy, timeout_s)
+    ray.kill(busiest["actor"], no_restart=True)
+    return busiest["running"]
 
 
 def restart_broker(kafka_broker) -> str:
